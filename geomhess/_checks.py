@@ -1,0 +1,86 @@
+"""Validation: shape/dtype problems at trace time, data problems through `eqx.error_if`.
+
+Shape and dtype problems are known while tracing, so they raise `ValueError` at once,
+naming the function, the argument and the shapes. Problems that depend on values (a
+metric that is not positive definite, a point outside a chart's domain, NaN input) are
+checked with [`equinox.error_if`][], which raises eagerly and inside `jit`; the
+environment variable `EQX_ON_ERROR` (`raise`, `nan`, `breakpoint`) chooses what happens.
+"""
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.tree_util as jtu
+
+
+def _describe(tree):
+    leaves = jtu.tree_leaves(tree)
+    if len(leaves) == 1 and jtu.tree_structure(tree).num_nodes == 1:
+        leaf = leaves[0]
+        return f"shape {tuple(jnp.shape(leaf))} and dtype {jnp.result_type(leaf)}"
+    parts = ", ".join(
+        f"{tuple(jnp.shape(leaf))} {jnp.result_type(leaf)}" for leaf in leaves
+    )
+    return f"structure {jtu.tree_structure(tree)} with leaves [{parts}]"
+
+
+def check_point(caller: str, x, *, flat: bool = False):
+    """Check that `x` is a floating-point array (or pytree of them); `flat` asks for 1-D."""
+    leaves = jtu.tree_leaves(x)
+    if not leaves:
+        raise ValueError(f"`{caller}`: the point `x` is an empty pytree.")
+    for leaf in leaves:
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+            raise ValueError(
+                f"`{caller}`: the point `x` must be floating point, got {_describe(x)}. "
+                "Pass e.g. `jnp.asarray(x, dtype=jnp.float64)`."
+            )
+    if flat:
+        if not (len(leaves) == 1 and jnp.ndim(leaves[0]) == 1 and leaves[0] is x):
+            raise ValueError(
+                f"`{caller}`: this dense operator needs a 1-D array point of shape "
+                f"(d,), got {_describe(x)}. For pytrees of parameters use the "
+                "matrix-free operators (`covariant_hvp`, `riemannian_gradient`), or "
+                "flatten with `jax.flatten_util.ravel_pytree`."
+            )
+
+
+def check_like(caller: str, name: str, value, x):
+    """Check that `value` (a vector or covector at `x`) has the structure, shapes and
+    dtypes of the point `x`."""
+    same_structure = jtu.tree_structure(value) == jtu.tree_structure(x)
+    if same_structure:
+        for leaf, ref in zip(jtu.tree_leaves(value), jtu.tree_leaves(x)):
+            if jnp.shape(leaf) != jnp.shape(ref) or jnp.result_type(
+                leaf
+            ) != jnp.result_type(ref):
+                same_structure = False
+                break
+    if not same_structure:
+        raise ValueError(
+            f"`{caller}`: `{name}` has {_describe(value)} but the point `x` has "
+            f"{_describe(x)}; they must match (same shapes and dtypes)."
+        )
+
+
+def check_finite(caller: str, x):
+    """Raise (through `eqx.error_if`) if the point `x` holds NaN or inf."""
+    leaves = jtu.tree_leaves(x)
+    bad = jnp.any(jnp.stack([~jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+    return eqx.error_if(
+        x, bad, f"`{caller}`: the point `x` contains NaN or inf values."
+    )
+
+
+NOT_PD_MSG = (
+    "the metric is not positive definite at this point (its Cholesky factorization "
+    "failed). Likely causes: (1) the metric function returns a matrix that is not "
+    "symmetric positive definite here; (2) the metric was reparametrized through a "
+    "chart whose Jacobian is singular at this point (J^-T G J^-1 degenerates); "
+    "(3) the point is outside the chart's domain or contains NaN."
+)
+
+
+def cholesky(caller: str, G):
+    """Cholesky factor of a symmetric matrix, raising a clear error if it is not PD."""
+    L = jnp.linalg.cholesky(0.5 * (G + G.T))
+    return eqx.error_if(L, ~jnp.all(jnp.isfinite(L)), f"`{caller}`: {NOT_PD_MSG}")

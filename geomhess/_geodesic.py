@@ -1,0 +1,62 @@
+"""The exponential map of a connection, by integrating the geodesic equation."""
+
+import diffrax
+import jax
+import jax.numpy as jnp
+
+from ._checks import check_finite, check_like, check_point
+from ._geometry import as_connection
+from ._tree import tree_scale
+
+
+def _default_tolerances(x):
+    dtype = jnp.result_type(*jax.tree_util.tree_leaves(x))
+    if dtype == jnp.float64:
+        return 1e-12, 1e-12
+    return 1e-6, 1e-6
+
+
+def exp_map(connection, x, v, *, t1=1.0, rtol=None, atol=None, max_steps=4096):
+    """The exponential map: the geodesic from `x` with initial velocity `v`, at time `t1`.
+
+    Integrates `x'' = -Gamma(x', x')` (`Gamma` contracted by `connection.contract`,
+    matrix-free) with diffrax's 8th-order Dormand-Prince method and an adaptive step
+    controller. The default tolerances (`1e-12` in float64, `1e-6` in float32) give
+    about `1e-8` relative accuracy in float64. Differentiable (through diffrax's
+    checkpointed adjoint), and usable under `jit` and `vmap`.
+
+    Args:
+        connection: the connection, or a metric (its Levi-Civita connection is used).
+        x: the base point, an array or pytree.
+        v: the initial velocity, shaped like `x`.
+        t1: the time at which to evaluate the geodesic (`exp(x, t1 v)`).
+        rtol, atol: tolerances of the step-size controller.
+        max_steps: the cap on integrator steps; exceeding it raises.
+
+    Returns:
+        The end point, shaped like `x`.
+    """
+    check_point("exp_map", x)
+    check_like("exp_map", "v", v, x)
+    connection = as_connection("exp_map", connection)
+    x = check_finite("exp_map", x)
+    default_rtol, default_atol = _default_tolerances(x)
+
+    def vector_field(t, state, args):
+        position, velocity = state
+        return velocity, tree_scale(-1.0, connection.contract(position, velocity, velocity))
+
+    solution = diffrax.diffeqsolve(
+        diffrax.ODETerm(vector_field),
+        diffrax.Dopri8(),
+        t0=0.0,
+        t1=t1,
+        dt0=None,
+        y0=(x, v),
+        stepsize_controller=diffrax.PIDController(
+            rtol=default_rtol if rtol is None else rtol,
+            atol=default_atol if atol is None else atol,
+        ),
+        max_steps=max_steps,
+    )
+    return jax.tree_util.tree_map(lambda leaf: leaf[-1], solution.ys[0])

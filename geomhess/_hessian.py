@@ -1,0 +1,96 @@
+"""Riemannian gradient, covariant Hessian (matrix-free and dense) and shape operator."""
+
+import jax
+
+from ._checks import check_finite, check_like, check_point
+from ._geometry import as_connection, as_metric
+from ._tree import on_basis, tree_sub
+
+
+def _check_scalar(caller, f, x):
+    out = jax.eval_shape(f, x)
+    if getattr(out, "shape", None) != ():
+        raise ValueError(
+            f"`{caller}`: `f` must return a scalar, but returned "
+            f"{getattr(out, 'shape', type(out))} at the point given."
+        )
+
+
+def riemannian_gradient(f, metric, x):
+    """The Riemannian gradient `G(x)^{-1} df(x)`, a tangent vector at `x`.
+
+    Args:
+        f: a scalar function of the point (e.g. a [`ScalarField`][geomhess.ScalarField]).
+        metric: the metric, or a Levi-Civita connection (whose metric is used).
+        x: the point, an array or (with a matrix-free metric) any pytree.
+
+    Returns:
+        A tangent vector shaped like `x`. Cost: one gradient and one `raise_index`.
+    """
+    check_point("riemannian_gradient", x)
+    _check_scalar("riemannian_gradient", f, x)
+    metric = as_metric("riemannian_gradient", metric)
+    x = check_finite("riemannian_gradient", x)
+    return metric.raise_index(x, jax.grad(f)(x))
+
+
+def covariant_hvp(f, connection, x, v):
+    """The covariant Hessian applied to a vector: `(d^2 f - Gamma^k_ij df_k) v`, matrix-free.
+
+    One Hessian-vector product (forward-over-reverse, which also yields `df`) plus one
+    connection contraction `connection.contract_covector(x, v, df)`. For the
+    Levi-Civita connection that is one `raise_index`, two JVPs and one VJP of the
+    metric; the Christoffel array is never formed.
+
+    Args:
+        f: a scalar function of the point.
+        connection: the connection, or a metric (its Levi-Civita connection is used).
+        x: the point, an array or any pytree.
+        v: a tangent vector at `x`, shaped like `x`.
+
+    Returns:
+        The covector `nabla^2 f(x) v`, shaped like `x` (lower index: apply
+        `metric.raise_index` to get the shape operator's action).
+    """
+    check_point("covariant_hvp", x)
+    check_like("covariant_hvp", "v", v, x)
+    _check_scalar("covariant_hvp", f, x)
+    connection = as_connection("covariant_hvp", connection)
+    x = check_finite("covariant_hvp", x)
+    df, hv = jax.jvp(jax.grad(f), (x,), (v,))
+    return tree_sub(hv, connection.contract_covector(x, v, df))
+
+
+def covariant_hessian(f, connection, x):
+    """The covariant Hessian `nabla^2 f = d^2 f - Gamma^k_ij df_k`, a `(d, d)` array.
+
+    A tensor everywhere, not only at critical points: under `psi = phi(theta)` it
+    transforms as `J^{-T} H J^{-1}`. Built from `covariant_hvp` on the basis vectors
+    (the gradient and the metric solve are shared across columns).
+
+    Args:
+        f: a scalar function of a 1-D point.
+        connection: the connection, or a metric (its Levi-Civita connection is used).
+        x: the point, shape `(d,)`.
+    """
+    check_point("covariant_hessian", x, flat=True)
+    return on_basis(lambda v: covariant_hvp(f, connection, x, v), x)
+
+
+def shape_operator(f, metric, x):
+    """The shape operator `E = G^{-1} nabla^2 f` (one index of the Hessian raised).
+
+    Uses the Levi-Civita connection of `metric`. A linear map of the tangent space
+    to itself: under `psi = phi(theta)` it transforms as `J E J^{-1}`, so its
+    eigenvalues, trace and determinant are invariant. For those, prefer
+    [`hessian_invariants`][geomhess.hessian_invariants], which is symmetric and stable.
+
+    Returns:
+        A `(d, d)` array (generally non-symmetric).
+    """
+    check_point("shape_operator", x, flat=True)
+    metric = as_metric("shape_operator", metric)
+    connection = as_connection("shape_operator", metric)
+    return on_basis(
+        lambda v: metric.raise_index(x, covariant_hvp(f, connection, x, v)), x
+    )

@@ -1,0 +1,51 @@
+"""Small pytree helpers shared by the matrix-free paths.
+
+Everything on the matrix-free path (metrics' `mvp` and `raise_index`, connections'
+contractions, `covariant_hvp`) works on any pytree of arrays, so that a network's
+parameters go in as they are. These helpers are the only arithmetic on pytrees.
+"""
+
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+
+
+def tree_add(a, b):
+    return jtu.tree_map(jnp.add, a, b)
+
+
+def tree_sub(a, b):
+    return jtu.tree_map(jnp.subtract, a, b)
+
+
+def tree_scale(scalar, a):
+    return jtu.tree_map(lambda leaf: (scalar * leaf).astype(leaf.dtype), a)
+
+
+def tree_axpy(scalar, a, b):
+    """`scalar * a + b`, leaf by leaf, keeping each leaf's dtype."""
+    return jtu.tree_map(lambda x, y: (scalar * x + y).astype(y.dtype), a, b)
+
+
+def tree_vdot(a, b):
+    """Euclidean inner product `sum_i a_i b_i` of two pytrees of the same structure."""
+    leaves = [jnp.vdot(x, y) for x, y in zip(jtu.tree_leaves(a), jtu.tree_leaves(b))]
+    return sum(leaves[1:], leaves[0])
+
+
+def tree_zeros_like(a):
+    return jtu.tree_map(jnp.zeros_like, a)
+
+
+def basis(x):
+    """The standard basis of `R^d` for a flat point `x`, one basis vector per row."""
+    return jnp.eye(x.shape[0], dtype=x.dtype)
+
+
+def on_basis(fn, x):
+    """Stack `fn(e_j)` over the basis vectors `e_j` as columns: the matrix of a linear map.
+
+    `fn` is linear in its argument; vmapping it over the basis is how every dense
+    object in geomhess is derived from its matrix-free form (one formula, one place).
+    """
+    return jax.vmap(fn, out_axes=-1)(basis(x))

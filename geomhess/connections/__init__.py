@@ -1,0 +1,9 @@
+"""Affine connections: flat, Levi-Civita, and carried through a chart."""
+
+from ._base import (
+    AbstractConnection as AbstractConnection,
+    contract_covector_by_vjp as contract_covector_by_vjp,
+    Flat as Flat,
+    Reparametrized as Reparametrized,
+)
+from ._levi_civita import LeviCivita as LeviCivita
