@@ -6,8 +6,15 @@ reparametrization; the covariant Hessian (with the connection) and the shape ope
 as the naive ones, dense for small problems and matrix-free on pytrees.
 """
 
-from . import charts as charts, connections as connections, linalg as linalg
-from . import metrics as metrics
+from . import (
+    charts as charts,
+    connections as connections,
+    diagnostics as diagnostics,
+    linalg as linalg,
+    manifolds as manifolds,
+    metrics as metrics,
+    optim as optim,
+)
 from ._curvature import (
     ricci_tensor as ricci_tensor,
     riemann_tensor as riemann_tensor,
@@ -15,7 +22,10 @@ from ._curvature import (
 )
 from ._field import ScalarField as ScalarField
 from ._geodesic import exp_map as exp_map
-from ._graph import GraphCurvatures as GraphCurvatures, graph_curvatures as graph_curvatures
+from ._graph import (
+    GraphCurvatures as GraphCurvatures,
+    graph_curvatures as graph_curvatures,
+)
 from ._hessian import (
     covariant_hessian as covariant_hessian,
     covariant_hvp as covariant_hvp,
@@ -23,15 +33,19 @@ from ._hessian import (
     shape_operator as shape_operator,
 )
 from ._invariants import (
-    classify_critical_point as classify_critical_point,
     CriticalPoint as CriticalPoint,
     CriticalPointKind as CriticalPointKind,
-    hessian_invariants as hessian_invariants,
     HessianInvariants as HessianInvariants,
+    classify_critical_point as classify_critical_point,
+    hessian_invariants as hessian_invariants,
 )
 from ._newton import newton_step as newton_step
 from .charts import AbstractChart as AbstractChart
-from .connections import AbstractConnection as AbstractConnection, LeviCivita as LeviCivita
+from .connections import (
+    AbstractConnection as AbstractConnection,
+    LeviCivita as LeviCivita,
+)
+from .manifolds import AbstractManifold as AbstractManifold
 from .metrics import AbstractMetric as AbstractMetric
 
 

@@ -49,7 +49,7 @@ def check_like(caller: str, name: str, value, x):
     dtypes of the point `x`."""
     same_structure = jtu.tree_structure(value) == jtu.tree_structure(x)
     if same_structure:
-        for leaf, ref in zip(jtu.tree_leaves(value), jtu.tree_leaves(x)):
+        for leaf, ref in zip(jtu.tree_leaves(value), jtu.tree_leaves(x), strict=True):
             if jnp.shape(leaf) != jnp.shape(ref) or jnp.result_type(
                 leaf
             ) != jnp.result_type(ref):

@@ -16,6 +16,13 @@ def _default_tolerances(x):
     return 1e-6, 1e-6
 
 
+def _geodesic_vector_field(t, state, connection):
+    # A module-level function with the connection passed as `args` (a pytree), so
+    # diffrax's compiled solve is reused across calls instead of retraced per closure.
+    position, velocity = state
+    return velocity, tree_scale(-1.0, connection.contract(position, velocity, velocity))
+
+
 def exp_map(connection, x, v, *, t1=1.0, rtol=None, atol=None, max_steps=4096):
     """The exponential map: the geodesic from `x` with initial velocity `v`, at time `t1`.
 
@@ -30,7 +37,8 @@ def exp_map(connection, x, v, *, t1=1.0, rtol=None, atol=None, max_steps=4096):
         x: the base point, an array or pytree.
         v: the initial velocity, shaped like `x`.
         t1: the time at which to evaluate the geodesic (`exp(x, t1 v)`).
-        rtol, atol: tolerances of the step-size controller.
+        rtol: relative tolerance of the step-size controller.
+        atol: absolute tolerance of the step-size controller.
         max_steps: the cap on integrator steps; exceeding it raises.
 
     Returns:
@@ -42,12 +50,8 @@ def exp_map(connection, x, v, *, t1=1.0, rtol=None, atol=None, max_steps=4096):
     x = check_finite("exp_map", x)
     default_rtol, default_atol = _default_tolerances(x)
 
-    def vector_field(t, state, args):
-        position, velocity = state
-        return velocity, tree_scale(-1.0, connection.contract(position, velocity, velocity))
-
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
+        diffrax.ODETerm(_geodesic_vector_field),
         diffrax.Dopri8(),
         t0=0.0,
         t1=t1,
@@ -57,6 +61,7 @@ def exp_map(connection, x, v, *, t1=1.0, rtol=None, atol=None, max_steps=4096):
             rtol=default_rtol if rtol is None else rtol,
             atol=default_atol if atol is None else atol,
         ),
+        args=connection,
         max_steps=max_steps,
     )
     return jax.tree_util.tree_map(lambda leaf: leaf[-1], solution.ys[0])

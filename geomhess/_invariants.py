@@ -60,9 +60,7 @@ def hessian_invariants(f, metric, x) -> HessianInvariants:
     metric = as_metric("hessian_invariants", metric)
     x = check_finite("hessian_invariants", x)
     H = covariant_hessian(f, as_connection("hessian_invariants", metric), x)
-    eigenvalues = generalized_eigvalsh(
-        H, metric.matrix(x), caller="hessian_invariants"
-    )
+    eigenvalues = generalized_eigvalsh(H, metric.matrix(x), caller="hessian_invariants")
     return _invariants_from_eigenvalues(eigenvalues)
 
 
@@ -132,8 +130,8 @@ def classify_critical_point(
         A [`CriticalPoint`][geomhess.CriticalPoint]; `.kind` is the string.
     """
     check_point("classify_critical_point", x, flat=True)
-    metric = Euclidean() if metric is None else as_metric(
-        "classify_critical_point", metric
+    metric = (
+        Euclidean() if metric is None else as_metric("classify_critical_point", metric)
     )
     x = check_finite("classify_critical_point", x)
     default_tol = float(jnp.sqrt(jnp.finfo(x.dtype).eps))

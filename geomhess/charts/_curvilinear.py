@@ -54,7 +54,9 @@ class Spherical(AbstractChart):
         check_point("Spherical", x, flat=True)
         n = x.shape[0]
         if n < 2:
-            raise ValueError(f"`Spherical`: needs n >= 2, got a point of shape {x.shape}.")
+            raise ValueError(
+                f"`Spherical`: needs n >= 2, got a point of shape {x.shape}."
+            )
         # tail[k] = |x_{k:}| for k < n - 1 (|x_n| alone is never needed, and its sqrt
         # would put a NaN into reverse-mode derivatives where x_n = 0).
         tail = jnp.sqrt(jnp.cumsum((x**2)[::-1])[::-1][: n - 1])

@@ -2,8 +2,8 @@
 
 from ._base import (
     AbstractConnection as AbstractConnection,
-    contract_covector_by_vjp as contract_covector_by_vjp,
     Flat as Flat,
     Reparametrized as Reparametrized,
+    contract_covector_by_vjp as contract_covector_by_vjp,
 )
 from ._levi_civita import LeviCivita as LeviCivita

@@ -6,9 +6,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..charts import AbstractChart
 from .._checks import check_point
 from .._tree import on_basis, tree_add, tree_zeros_like
+from ..charts import AbstractChart
 
 
 class AbstractConnection(eqx.Module):

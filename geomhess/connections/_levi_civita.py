@@ -2,8 +2,8 @@
 
 import jax
 
-from ..metrics import AbstractMetric
 from .._tree import tree_add, tree_scale, tree_sub, tree_vdot
+from ..metrics import AbstractMetric
 from ._base import AbstractConnection
 
 

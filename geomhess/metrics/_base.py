@@ -5,8 +5,8 @@ import abc
 import equinox as eqx
 import jax
 
-from ..charts import AbstractChart
 from .._tree import on_basis, tree_vdot
+from ..charts import AbstractChart
 
 
 class AbstractMetric(eqx.Module):

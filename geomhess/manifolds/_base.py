@@ -1,0 +1,173 @@
+"""The abstract manifold, the embedded-submanifold recipe, and shared helpers."""
+
+import abc
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import jax.tree_util as jtu
+
+from .._tree import tree_vdot, tree_zeros_like
+from ._functions import safe_sqrt
+
+
+class AbstractManifold(eqx.Module):
+    """A Riemannian manifold: points, tangent spaces, a metric and ways to move.
+
+    Every method takes the point first (`manifold.inner(x, u, v)`). Points and
+    tangent vectors are arrays (or, for [`Product`][geomhess.manifolds.Product] and
+    [`Coordinate`][geomhess.manifolds.Coordinate] with a matrix-free metric, pytrees)
+    whose dtype is kept: float32 in, float32 out. Every method works under `jit`,
+    `vmap` and `grad`.
+
+    Tangent vectors are stored in the representation of the concrete manifold (the
+    ambient coordinates of an embedded manifold, coordinates for a coordinate
+    manifold, horizontal lifts for a quotient). A Euclidean gradient (`egrad`) is
+    the gradient of a smooth extension of the cost to that representation, as
+    `jax.grad` returns it.
+
+    Subclasses implement the abstract methods; `norm`, `retract_transport` and
+    `zero_tangent` are concrete and never overridden (equinox's abstract/final
+    pattern).
+    """
+
+    @abc.abstractmethod
+    def inner(self, x, u, v):
+        """The Riemannian inner product $\\langle u, v\\rangle_x$, a scalar."""
+
+    @abc.abstractmethod
+    def to_tangent(self, x, v):
+        """Orthogonal projection of an ambient vector onto $T_x M$ (identity for open
+        sets)."""
+
+    @abc.abstractmethod
+    def to_manifold(self, x):
+        """Re-projection of a (slightly off) point onto the manifold, against drift."""
+
+    @abc.abstractmethod
+    def egrad_to_rgrad(self, x, egrad):
+        """The Riemannian gradient $\\operatorname{grad} f(x)$ from the Euclidean
+        gradient `egrad` of (an extension of) `f`."""
+
+    @abc.abstractmethod
+    def ehvp_to_rhvp(self, x, egrad, ehvp, v):
+        """The Riemannian Hessian applied to `v`, $\\operatorname{Hess} f(x)[v]$, from
+        the Euclidean gradient `egrad` and Euclidean Hessian-vector product
+        `ehvp` $= \\nabla^2 \\bar f(x) v$."""
+
+    @abc.abstractmethod
+    def retract(self, x, v):
+        """A retraction $R_x(v)$: a point, agreeing with `exp` to (at least) first
+        order."""
+
+    @abc.abstractmethod
+    def exp(self, x, v):
+        """The Riemannian exponential map $\\exp_x(v)$."""
+
+    @abc.abstractmethod
+    def log(self, x, y):
+        """The Riemannian logarithm $\\log_x(y)$, the tangent vector with
+        $\\exp_x(\\log_x y) = y$ (closed form, or `NotImplementedError`)."""
+
+    @abc.abstractmethod
+    def transport(self, x, y, v):
+        """A vector transport of `v` from $T_x M$ to $T_y M$."""
+
+    @abc.abstractmethod
+    def dist(self, x, y):
+        """The geodesic distance $d(x, y)$ (closed form, or `NotImplementedError`)."""
+
+    @abc.abstractmethod
+    def random_point(self, key, *, dtype=None):
+        """A random point. `dtype=None` means JAX's default float dtype (float64 with
+        x64 enabled, float32 otherwise)."""
+
+    @abc.abstractmethod
+    def random_tangent(self, key, x):
+        """A random tangent vector at `x` (a standard normal ambient vector projected
+        onto $T_x M$), with the dtype of `x`."""
+
+    def norm(self, x, v):
+        """The Riemannian norm $\\lVert v\\rVert_x = \\sqrt{\\langle v, v\\rangle_x}$
+        (derivative 0, not NaN, at $v = 0$)."""
+        return safe_sqrt(self.inner(x, v, v))
+
+    def retract_transport(self, x, v, u):
+        """Retract and transport in one call, as optimizers with momentum need.
+
+        Args:
+            x: the point.
+            v: the step, a tangent vector at `x`.
+            u: the vector to carry along (e.g. a momentum), tangent at `x`.
+
+        Returns:
+            `(y, u_y)` with `y = retract(x, v)` and `u_y = transport(x, y, u)`.
+        """
+        y = self.retract(x, v)
+        return y, self.transport(x, y, u)
+
+    def zero_tangent(self, x):
+        """The zero tangent vector at `x`."""
+        return tree_zeros_like(x)
+
+
+class AbstractEmbeddedManifold(AbstractManifold):
+    """A Riemannian submanifold of a Euclidean space (metric induced by the ambient
+    dot product).
+
+    Implements the generic recipe of pymanopt's `RiemannianSubmanifold`[^absil]:
+
+    - `inner(x, u, v)` $= \\langle u, v \\rangle$, the ambient dot product;
+    - `egrad_to_rgrad(x, g)` $= P_x g$ (`to_tangent`);
+    - `ehvp_to_rhvp(x, g, h, v)` $= P_x h + W_x(v, g - P_x g)$, with $W$ the
+      Weingarten map (`weingarten`), applied to the normal part of the gradient.
+
+    Subclasses implement `weingarten` and the rest of the abstract methods.
+
+    [^absil]: Absil, Mahony, Trumpf, *An extrinsic look at the Riemannian Hessian*,
+        GSI 2013, Theorem 1.
+    """
+
+    @abc.abstractmethod
+    def weingarten(self, x, v, normal):
+        """The Weingarten map $W_x(v, n)$ for a tangent `v` and a normal vector `n` at
+        `x`; it returns a tangent vector at `x`."""
+
+    def inner(self, x, u, v):
+        return tree_vdot(u, v)
+
+    def egrad_to_rgrad(self, x, egrad):
+        return self.to_tangent(x, egrad)
+
+    def ehvp_to_rhvp(self, x, egrad, ehvp, v):
+        tangent_part = self.to_tangent(x, egrad)
+        normal = jtu.tree_map(jnp.subtract, egrad, tangent_part)
+        return jtu.tree_map(
+            jnp.add, self.to_tangent(x, ehvp), self.weingarten(x, v, normal)
+        )
+
+
+def normal(key, shape, dtype=None):
+    """Standard normal samples; `dtype=None` is JAX's default float dtype."""
+    if dtype is None:
+        return jr.normal(key, shape)
+    return jr.normal(key, shape, dtype=dtype)
+
+
+def check_shape(caller: str, name: str, value, shape: tuple[int, ...]):
+    """Raise a `ValueError` naming the call when `value`'s shape is not `shape`."""
+    actual = tuple(jnp.shape(value))
+    if actual != tuple(shape):
+        raise ValueError(
+            f"`{caller}`: `{name}` has shape {actual}, expected {tuple(shape)}."
+        )
+    if not jnp.issubdtype(jnp.result_type(value), jnp.floating):
+        raise ValueError(
+            f"`{caller}`: `{name}` must be floating point, got dtype "
+            f"{jnp.result_type(value)}."
+        )
+
+
+def sym(A):
+    """The symmetric part $(A + A^\\top)/2$ of a (batch of) square matrices."""
+    return 0.5 * (A + jnp.swapaxes(A, -1, -2))

@@ -1,0 +1,269 @@
+"""Riemannian SGD and Adam with vector transport of their moments (Bécigneul-Ganea)."""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import optax
+
+from . import _tree as mt
+from ._riemannian import check_params, check_stabilize_every, stabilize
+
+
+class RSGDState(NamedTuple):
+    """State of [`rsgd`][geomhess.optim.rsgd].
+
+    Attributes:
+        count: the number of updates so far (`int32`).
+        momentum: the momentum buffer, a tangent vector at the current params (shaped
+            like them), or `None` without momentum.
+    """
+
+    count: jax.Array
+    momentum: Any
+
+
+class RAdamState(NamedTuple):
+    """State of [`radam`][geomhess.optim.radam].
+
+    Attributes:
+        count: the number of updates so far (`int32`).
+        mu: the first moment, a tangent vector at the current params (transported
+            along each step).
+        nu: the second moment: a scalar per manifold leaf (the squared Riemannian norm
+            of the gradient), and an array per parameter for `None` (Euclidean) leaves.
+    """
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
+def as_hyperparameter(value):
+    """A number becomes a 0-d array (so a new value does not recompile); a schedule
+    (a callable of the step count) is kept as it is."""
+    if value is None or isinstance(value, Callable):
+        return value
+    return jnp.asarray(value)
+
+
+def evaluate(value, count):
+    """A hyperparameter's value at step `count` (schedules are called)."""
+    return value(count) if isinstance(value, Callable) else value
+
+
+class _RSGD(eqx.Module):
+    learning_rate: Any
+    manifold: Any
+    momentum: Any
+    nesterov: bool = eqx.field(static=True)
+    stabilize_every: int | None = eqx.field(static=True)
+
+    def init(self, params):
+        mt.split("rsgd", self.manifold, params)
+        buffer = None if self.momentum is None else jtu.tree_map(jnp.zeros_like, params)
+        return RSGDState(count=jnp.zeros([], jnp.int32), momentum=buffer)
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        check_params("rsgd", params)
+        treedef, manifolds, xs = mt.split("rsgd", self.manifold, params)
+        gs = mt.leaves_of(treedef, updates)
+        lr = evaluate(self.learning_rate, state.count)
+        bufs = (
+            [None] * len(xs)
+            if self.momentum is None
+            else mt.leaves_of(treedef, state.momentum)
+        )
+        new_points, new_bufs = [], []
+        for m, x, g, buf in zip(manifolds, xs, gs, bufs, strict=True):
+            rgrad = mt.tree_cast_like(mt.egrad_to_rgrad(m, x, g), x)
+            if self.momentum is None:
+                new_points.append(mt.retract(m, x, mt.tree_scale(-lr, rgrad)))
+                continue
+            buf = mt.tree_lincomb(self.momentum, buf, 1, rgrad)
+            direction = (
+                mt.tree_lincomb(1, rgrad, self.momentum, buf) if self.nesterov else buf
+            )
+            new_x, buf = mt.retract_transport(m, x, mt.tree_scale(-lr, direction), buf)
+            new_points.append(new_x)
+            new_bufs.append(mt.tree_cast_like(buf, x))
+        count = optax.safe_int32_increment(state.count)
+        if self.stabilize_every is not None:
+            new_points = stabilize(manifolds, new_points, count, self.stabilize_every)
+        new_params = treedef.unflatten(new_points)
+        momentum = None if self.momentum is None else treedef.unflatten(new_bufs)
+        return mt.difference(new_params, params), RSGDState(count, momentum)
+
+
+class _RAdam(eqx.Module):
+    learning_rate: Any
+    manifold: Any
+    b1: Any
+    b2: Any
+    eps: Any
+    stabilize_every: int | None = eqx.field(static=True)
+
+    def init(self, params):
+        treedef, manifolds, xs = mt.split("radam", self.manifold, params)
+        mu = jtu.tree_map(jnp.zeros_like, params)
+        nu = treedef.unflatten(
+            [
+                jtu.tree_map(jnp.zeros_like, x)
+                if m is None
+                else jnp.zeros([], mt.point_dtype(x))
+                for m, x in zip(manifolds, xs, strict=True)
+            ]
+        )
+        return RAdamState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        check_params("radam", params)
+        treedef, manifolds, xs = mt.split("radam", self.manifold, params)
+        gs = mt.leaves_of(treedef, updates)
+        mus = mt.leaves_of(treedef, state.mu)
+        nus = mt.leaves_of(treedef, state.nu)
+        count = optax.safe_int32_increment(state.count)
+        lr = evaluate(self.learning_rate, state.count)
+        new_points, new_mus, new_nus = [], [], []
+        for m, x, g, mu, nu in zip(manifolds, xs, gs, mus, nus, strict=True):
+            dtype = mt.point_dtype(x)
+            b1 = jnp.asarray(self.b1, dtype)
+            b2 = jnp.asarray(self.b2, dtype)
+            eps = jnp.asarray(self.eps, dtype)
+            t = count.astype(dtype)
+            rgrad = mt.tree_cast_like(mt.egrad_to_rgrad(m, x, g), x)
+            mu = mt.tree_lincomb(b1, mu, 1 - b1, rgrad)
+            if m is None:
+                # Euclidean leaves keep Adam's per-coordinate second moment (geoopt's
+                # `component_inner`), so `radam` reduces to Adam on them.
+                nu = mt.tree_lincomb(b2, nu, 1 - b2, jtu.tree_map(jnp.square, rgrad))
+                correction = 1 / (1 - b2**t)
+                denom = jtu.tree_map(jnp.sqrt, mt.tree_scale(correction, nu))
+                direction = jtu.tree_map(jnp.divide, mu, mt.tree_add_scalar(denom, eps))
+            else:
+                nu = b2 * nu + (1 - b2) * m.inner(x, rgrad, rgrad).astype(dtype)
+                denom = jnp.sqrt(nu / (1 - b2**t)) + eps
+                direction = mt.tree_scale(1 / denom, mu)
+            step_size = jnp.asarray(lr, dtype) / (1 - b1**t)
+            new_x, mu = mt.retract_transport(
+                m, x, mt.tree_scale(-step_size, direction), mu
+            )
+            new_points.append(new_x)
+            new_mus.append(mt.tree_cast_like(mu, x))
+            new_nus.append(nu)
+        if self.stabilize_every is not None:
+            new_points = stabilize(manifolds, new_points, count, self.stabilize_every)
+        new_params = treedef.unflatten(new_points)
+        state = RAdamState(
+            count, treedef.unflatten(new_mus), treedef.unflatten(new_nus)
+        )
+        return mt.difference(new_params, params), state
+
+
+def rsgd(
+    learning_rate: optax.ScalarOrSchedule,
+    manifold,
+    momentum: float | None = None,
+    nesterov: bool = False,
+    *,
+    stabilize_every: int | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Riemannian SGD, with momentum carried by vector transport.
+
+    With Riemannian gradient $g_t$ at $x_t$ and momentum $\\beta$:
+    $m_t = \\beta\\, \\mathcal{T}(m_{t-1}) + g_t$, the direction $d_t = m_t$ (or
+    $g_t + \\beta m_t$ with Nesterov), and
+    $(x_{t+1}, \\mathcal{T}(m_t)) =
+    \\mathrm{retract\\_transport}(x_t, -\\eta_t d_t, m_t)$: the momentum moves with the
+    point into the new tangent space (Bécigneul and Ganea[^bg], as geoopt's
+    `RiemannianSGD`). Without momentum it is plain Riemannian gradient descent with
+    the manifold's retraction.
+
+    Composition: must come **last** in an `optax.chain` (after e.g.
+    `optax.clip_by_global_norm`); its updates are displacements `x' - x`, not
+    gradients. The updates land on the manifold up to rounding (see
+    [`riemannian`][geomhess.optim.riemannian]; `stabilize_every` as there).
+
+    Args:
+        learning_rate: a number or an optax schedule (a function of the step count).
+        manifold: one manifold, or a pytree prefix of `params` with manifold or `None`
+            (Euclidean) leaves.
+        momentum: the momentum coefficient $\\beta$, or None for none.
+        nesterov: use Nesterov momentum.
+        stabilize_every: apply `to_manifold` every this many steps (None: never).
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs` with state
+        [`RSGDState`][geomhess.optim.RSGDState]. Numbers are stored as arrays, so a
+        new learning rate does not recompile a jitted step that takes the optimizer
+        as an argument.
+
+    [^bg]: G. Bécigneul and O.-E. Ganea, *Riemannian Adaptive Optimization Methods*,
+        ICLR 2019.
+    """
+    if nesterov and momentum is None:
+        raise ValueError("`rsgd`: `nesterov=True` needs a `momentum` coefficient.")
+    check_stabilize_every("rsgd", stabilize_every)
+    module = _RSGD(
+        as_hyperparameter(learning_rate),
+        manifold,
+        as_hyperparameter(momentum),
+        nesterov,
+        stabilize_every,
+    )
+    return optax.GradientTransformationExtraArgs(module.init, module.update)
+
+
+def radam(
+    learning_rate: optax.ScalarOrSchedule,
+    manifold,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    stabilize_every: int | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Riemannian Adam (Bécigneul and Ganea[^bg]), with the first moment transported.
+
+    For each manifold leaf, with Riemannian gradient $g_t$:
+    $m_t = \\beta_1 \\mathcal{T}(m_{t-1}) + (1-\\beta_1) g_t$,
+    $v_t = \\beta_2 v_{t-1} + (1-\\beta_2) \\|g_t\\|_{x_t}^2$ (a *scalar* per manifold
+    leaf: a coordinate-wise second moment has no meaning on a manifold), and the step
+    $-\\eta_t \\hat m_t / (\\sqrt{\\hat v_t} + \\epsilon)$ with the usual bias
+    corrections, retracted with `retract_transport`, which also carries $m_t$ to the
+    new point. `None` (Euclidean) leaves keep Adam's per-coordinate second moment, so
+    they are updated exactly as by `optax.adam`.
+
+    Composition: must come **last** in an `optax.chain`; the updates land on the
+    manifold up to rounding (see [`riemannian`][geomhess.optim.riemannian]).
+
+    Args:
+        learning_rate: a number or an optax schedule.
+        manifold: one manifold, or a pytree prefix of `params` with manifold or `None`
+            leaves.
+        b1, b2: the decay rates of the first and second moments.
+        eps: added to the root of the second moment.
+        stabilize_every: apply `to_manifold` every this many steps (None: never).
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs` with state
+        [`RAdamState`][geomhess.optim.RAdamState].
+
+    [^bg]: G. Bécigneul and O.-E. Ganea, *Riemannian Adaptive Optimization Methods*,
+        ICLR 2019, Algorithm 1.
+    """
+    check_stabilize_every("radam", stabilize_every)
+    module = _RAdam(
+        as_hyperparameter(learning_rate),
+        manifold,
+        as_hyperparameter(b1),
+        as_hyperparameter(b2),
+        as_hyperparameter(eps),
+        stabilize_every,
+    )
+    return optax.GradientTransformationExtraArgs(module.init, module.update)

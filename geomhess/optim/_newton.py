@@ -1,0 +1,182 @@
+"""The invariant Newton method as an optax transformation."""
+
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import optax
+from jax.flatten_util import ravel_pytree
+
+from .._newton import newton_step
+from ..linalg import symmetric_solve
+from . import _tree as mt
+from ._first_order import as_hyperparameter
+from ._geometry import (
+    CoordinateGeometry,
+    ManifoldGeometry,
+    as_geometry,
+    check_retraction,
+    total_size,
+)
+from ._riemannian import check_params
+
+
+class NewtonState(NamedTuple):
+    """State of [`newton`][geomhess.optim.newton].
+
+    Attributes:
+        count: the number of updates so far (`int32`).
+    """
+
+    count: jax.Array
+
+
+_SINGULAR_MSG = (
+    "`newton`: the Riemannian Hessian (plus damping) is singular or numerically "
+    "singular on the tangent space at this point, so the Newton step is undefined. "
+    "Likely causes: (1) a degenerate critical point; (2) a flat direction of the loss "
+    "(add `damping`); (3) NaN in the point or the loss."
+)
+
+
+def check_value_fn(caller: str, value_fn):
+    if value_fn is None:
+        raise ValueError(
+            f"`{caller}`: the keyword argument `value_fn` is required, as for "
+            "`optax.lbfgs`: call `update(grads, state, params, value_fn=f)` with the "
+            "objective `f(params)`."
+        )
+
+
+def riemannian_newton_step(geometry: ManifoldGeometry, f, x, damping, dense: bool):
+    """Solve `(Hess f(x) + damping) eta = -grad f(x)` for `eta` in `T_x M`.
+
+    The operator is extended to the ambient space by the identity on the normal part,
+    `A v = P (Hess + damping) P v + (v - P v)` with `P = to_tangent`: `A` is invertible
+    exactly when the Riemannian Hessian (plus damping) is on `T_x M`, and as the
+    right-hand side is tangent, so is the solution.
+    """
+    egrad = jax.grad(f)(x)
+    minus_rgrad = mt.tree_scale(-1, geometry.gradient(x, egrad))
+    minus_rgrad = geometry.to_tangent(x, minus_rgrad)
+
+    def operator(v):
+        tangent = geometry.to_tangent(x, v)
+        hv = geometry.hvp(f, x, egrad, tangent)
+        hv = mt.tree_lincomb(1, hv, damping, tangent)
+        return jtu.tree_map(
+            lambda a, b, c: a + b - c, geometry.to_tangent(x, hv), v, tangent
+        )
+
+    if dense:
+        flat_b, unravel = ravel_pytree(minus_rgrad)
+        basis = jnp.eye(flat_b.shape[0], dtype=flat_b.dtype)
+        matrix = jax.vmap(lambda e: ravel_pytree(operator(unravel(e)))[0], out_axes=-1)(
+            basis
+        )
+        eta = unravel(jnp.linalg.solve(matrix, flat_b))
+    else:
+        eta = symmetric_solve(operator, minus_rgrad)
+    eta = geometry.to_tangent(x, eta)
+    leaves = jtu.tree_leaves(eta)
+    bad = jnp.any(jnp.stack([~jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+    return eqx.error_if(eta, bad, _SINGULAR_MSG)
+
+
+class _Newton(eqx.Module):
+    geometry: CoordinateGeometry | ManifoldGeometry
+    damping: Any
+    retraction: str = eqx.field(static=True)
+    dense_below: int = eqx.field(static=True)
+
+    def init(self, params):
+        del params
+        return NewtonState(count=jnp.zeros([], jnp.int32))
+
+    def update(self, updates, state, params=None, *, value_fn=None, **extra_args):
+        del updates, extra_args
+        check_params("newton", params)
+        check_value_fn("newton", value_fn)
+        geometry = self.geometry
+        dtype = mt.point_dtype(params)
+        damping = self.damping
+        if not isinstance(damping, (int, float)):
+            damping = jnp.asarray(damping, dtype)
+        if isinstance(geometry, CoordinateGeometry):
+            eta = newton_step(
+                value_fn,
+                geometry.connection,
+                params,
+                damping=damping,
+                metric=geometry.metric,
+            )
+        else:
+            damping = jnp.asarray(damping, dtype)
+            dense = total_size(params) <= self.dense_below
+            eta = riemannian_newton_step(geometry, value_fn, params, damping, dense)
+        new_params = geometry.move(params, eta, self.retraction)
+        count = optax.safe_int32_increment(state.count)
+        return mt.difference(new_params, params), NewtonState(count)
+
+
+def newton(
+    connection_or_manifold,
+    damping: float = 0.0,
+    retraction: str = "exp",
+    *,
+    dense_below: int = 512,
+) -> optax.GradientTransformationExtraArgs:
+    """The invariant (Riemannian) Newton method as an optax transformation.
+
+    `update(grads, state, params, *, value_fn, **extra)` takes the objective as the
+    keyword-only `value_fn` (required, as with `optax.lbfgs`) and returns
+    `updates = x' - x` with `x'` the Newton iterate; `grads` is not used (the gradient
+    and the Hessian are computed from `value_fn`, so they are consistent).
+
+    - **Coordinates** (a connection, a metric, or a `Coordinate` manifold): the step
+      $\\eta$ solves $(\\nabla^2 f + \\lambda G)\\,\\eta = -df$ with the covariant
+      Hessian ([`newton_step`][geomhess.newton_step]). Moved along the connection's
+      exponential map ([`exp_map`][geomhess.exp_map], `retraction="exp"`), the
+      iterates are the same points in every chart; `retraction="second_order"` uses
+      $x + \\eta - \\tfrac12 \\Gamma(\\eta, \\eta)$, which agrees with the geodesic to
+      second order (and keeps local quadratic convergence) but is chart-dependent at
+      third order.
+    - **Manifolds** (e.g. `Sphere`, `Stiefel`, `SPD`): the Riemannian Newton system
+      $(\\operatorname{Hess} f(x) + \\lambda)\\,\\eta = -\\operatorname{grad} f(x)$ on
+      $T_x M$[^absil], with the Riemannian HVP
+      `manifold.ehvp_to_rhvp(x, egrad, ehvp, v)`. It is solved densely (LU on the
+      ambient basis, with the operator extended by the identity on the normal space)
+      when the params have at most `dense_below` entries, and matrix-free by GMRES
+      ([`symmetric_solve`][geomhess.linalg.symmetric_solve]) otherwise. The step
+      moves along `manifold.exp` (`retraction="exp"`) or `manifold.retract`
+      (`"second_order"`; any retraction keeps local quadratic convergence).
+
+    Damping is $\\lambda G$, a tensor, so the damped step stays invariant. Newton
+    converges to the nearest critical point of any index; use
+    [`trust_region`][geomhess.optim.trust_region] for global convergence to minima.
+    It must come last in an `optax.chain`.
+
+    Args:
+        connection_or_manifold: the geometry: a connection, a metric (its Levi-Civita
+            connection), a `Coordinate` manifold, or a manifold.
+        damping: $\\lambda \\ge 0$.
+        retraction: `"exp"` or `"second_order"`.
+        dense_below: the largest params size solved densely on manifolds.
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs` with state
+        [`NewtonState`][geomhess.optim.NewtonState].
+
+    [^absil]: P.-A. Absil, R. Mahony and R. Sepulchre, *Optimization Algorithms on
+        Matrix Manifolds*, Princeton, 2008, Algorithm 5 (Riemannian Newton).
+    """
+    check_retraction("newton", retraction)
+    geometry = as_geometry("newton", connection_or_manifold)
+    # An exactly-zero damping stays a Python number so that `newton_step` takes its
+    # undamped path (which needs no metric).
+    if not (isinstance(damping, (int, float)) and damping == 0):
+        damping = as_hyperparameter(damping)
+    module = _Newton(geometry, damping, retraction, dense_below)
+    return optax.GradientTransformationExtraArgs(module.init, module.update)
