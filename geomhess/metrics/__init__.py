@@ -7,3 +7,11 @@ from ._concrete import (
     FromFunction as FromFunction,
     Pullback as Pullback,
 )
+from ._model import (
+    AbstractModelMetric as AbstractModelMetric,
+    Fisher as Fisher,
+    GaussNewton as GaussNewton,
+    PerLayer as PerLayer,
+    softmax_cross_entropy_curvature as softmax_cross_entropy_curvature,
+    squared_error_curvature as squared_error_curvature,
+)
