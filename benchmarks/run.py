@@ -400,20 +400,20 @@ def check_small_mlp(key):
     return diff
 
 
-def closed_form_check(params, tangent, outputs, report):
-    """The timed MLP's covariant HVP against the closed form of its metric.
+def closed_form_covariant_hvp(loss, p, v):
+    """The covariant HVP of the metric `diag(1 + p^2)` written by hand.
 
-    For `G = diag(1 + p^2)` the only Christoffel symbols are
-    `Gamma^i_ii = p_i / (1 + p_i^2)`, so `nabla^2 f v = H v - p v df / (1 + p^2)`
-    leaf by leaf, from the timed `grad` and `hvp` outputs.
+    Its only Christoffel symbols are `Gamma^i_ii = p_i / (1 + p_i^2)`, so
+    `nabla^2 f v = H v - p v df / (1 + p^2)` leaf by leaf: the least any covariant
+    HVP can cost, one HVP that also returns the gradient plus elementwise work.
     """
-    closed = jtu.tree_map(
-        lambda h, p, v, g: h - p * v * g / (1 + p**2),
-        outputs["hvp"],
-        params,
-        tangent,
-        outputs["grad"],
-    )
+    df, hv = jax.jvp(jax.grad(loss), (p,), (v,))
+    return jtu.tree_map(lambda h, p, v, g: h - p * v * g / (1 + p**2), hv, p, v, df)
+
+
+def closed_form_check(outputs, report):
+    """The timed MLP's `covariant_hvp` output against the timed closed form's."""
+    closed = outputs["closed_form"]
     scale = max(float(jnp.max(jnp.abs(leaf))) for leaf in jtu.tree_leaves(closed))
     diff = max(
         max_abs_diff(a, b)
@@ -429,8 +429,22 @@ def closed_form_check(params, tangent, outputs, report):
     report.update(closed_form_f32=diff, scale=scale)
 
 
+MLP_ROWS = {
+    "grad": "`jax.grad(loss)`",
+    "hvp": "plain HVP: `jax.jvp(jax.grad(loss), (p,), (v,))[1]`",
+    "hvp_and_grad": "HVP and gradient: both outputs of that `jax.jvp`",
+    "closed_form": "covariant HVP by hand: `hv - p v df / (1 + p^2)`",
+    "covariant_hvp": "`gh.covariant_hvp(loss, gh.LeviCivita(metric), p, v)`",
+}
+
+
 def bench_mlp(sizes, batch, *, rounds, round_s, seed):
-    """Check, then time `jax.grad`, a plain HVP and `gh.covariant_hvp` on the MLP."""
+    """Check, then time `jax.grad`, HVPs and `gh.covariant_hvp` on the MLP.
+
+    Besides the plain HVP, two references show where the covariant HVP's cost goes:
+    the HVP together with the gradient (a covariant HVP needs `df`, which a plain
+    HVP lets XLA drop), and the hand-written covariant HVP of this metric.
+    """
     params, loss, tangent = make_mlp_loss(jr.PRNGKey(seed), sizes, batch, jnp.float32)
     n_params = sum(leaf.size for leaf in jtu.tree_leaves(params))
     check = {"dense_f64": check_small_mlp(jr.PRNGKey(seed + 1))}
@@ -438,6 +452,8 @@ def bench_mlp(sizes, batch, *, rounds, round_s, seed):
     fns = {
         "grad": jax.jit(lambda p, v: jax.grad(loss)(p)),
         "hvp": jax.jit(lambda p, v: jax.jvp(jax.grad(loss), (p,), (v,))[1]),
+        "hvp_and_grad": jax.jit(lambda p, v: jax.jvp(jax.grad(loss), (p,), (v,))),
+        "closed_form": jax.jit(ft.partial(closed_form_covariant_hvp, loss)),
         "covariant_hvp": jax.jit(lambda p, v: gh.covariant_hvp(loss, connection, p, v)),
     }
     timings = time_interleaved(
@@ -445,7 +461,7 @@ def bench_mlp(sizes, batch, *, rounds, round_s, seed):
         (params, tangent),
         rounds=rounds,
         round_s=round_s,
-        check=lambda outputs: closed_form_check(params, tangent, outputs, check),
+        check=lambda outputs: closed_form_check(outputs, check),
     )
     for name, t in timings.items():
         print(f"  mlp {name:14s} {fmt_time(t['steady_s'])}", flush=True)
@@ -601,30 +617,30 @@ def render(results):
         f"### MLP: covariant HVP (float32, {mlp['n_params']:,} parameters, "
         f"layers {meta['mlp_sizes']}, tanh, MSE on a batch of {meta['mlp_batch']})",
         "",
-        "Metric `gh.metrics.Diagonal(lambda p: tree_map(lambda w: 1 + w**2, p))`; "
-        "plain HVP is `jax.jvp(jax.grad(loss), (p,), (v,))`.",
+        "Metric `gh.metrics.Diagonal(lambda p: tree_map(lambda w: 1 + w**2, p))`. A "
+        "covariant HVP needs the gradient `df` as well as `H v`; a plain HVP that "
+        "returns only `H v` lets XLA drop the gradient's weight products, so the "
+        "HVP-and-gradient row is the floor for any covariant HVP, and the by-hand row "
+        "is that floor plus this metric's (elementwise) connection term.",
         "",
-        "| operation | 1st call | steady | / grad | / plain HVP |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| operation | 1st call | steady | / grad | / plain HVP | / HVP and gradient |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, label in (
-        ("grad", "`jax.grad(loss)`"),
-        ("hvp", "plain HVP"),
-        ("covariant_hvp", "`gh.covariant_hvp`"),
-    ):
+    for name, label in MLP_ROWS.items():
+        steady = t[name]["steady_s"]
         lines.append(
-            f"| {label} | {fmt_time(t[name]['first_s'])} "
-            f"| {fmt_time(t[name]['steady_s'])} "
-            f"| {fmt_ratio(t[name]['steady_s'] / t['grad']['steady_s'])} "
-            f"| {fmt_ratio(t[name]['steady_s'] / t['hvp']['steady_s'])} |"
+            f"| {label} | {fmt_time(t[name]['first_s'])} | {fmt_time(steady)} "
+            f"| {fmt_ratio(steady / t['grad']['steady_s'])} "
+            f"| {fmt_ratio(steady / t['hvp']['steady_s'])} "
+            f"| {fmt_ratio(steady / t['hvp_and_grad']['steady_s'])} |"
         )
     c = mlp["check"]
     lines += [
         "",
-        f"Checked before timing: a small float64 MLP against the dense reference "
-        f"(max abs difference {c['dense_f64']:.1e}); this MLP against the closed form "
-        f"`H v - p v df / (1 + p^2)` ({c['closed_form_f32']:.1e}, largest entry "
-        f"{c['scale']:.2g}).",
+        f"Checked before timing: `gh.covariant_hvp` on a small float64 MLP against the "
+        f"dense plain-JAX reference (max abs difference {c['dense_f64']:.1e}), and on "
+        f"this MLP against the by-hand closed form ({c['closed_form_f32']:.1e}, "
+        f"largest entry {c['scale']:.2g}).",
         "",
         "### Goals",
         "",
@@ -677,9 +693,12 @@ def evaluate_goals(results):
             )
     t = results["mlp"]["timings"]
     ratio = t["covariant_hvp"]["steady_s"] / t["hvp"]["steady_s"]
+    floor = t["covariant_hvp"]["steady_s"] / t["hvp_and_grad"]["steady_s"]
+    by_hand = t["covariant_hvp"]["steady_s"] / t["closed_form"]["steady_s"]
     goals.append(
         f"covariant HVP / plain HVP = {ratio:.2f}x (goal <= {GOAL_HVP:.0f}x): "
-        f"{'met' if ratio <= GOAL_HVP else 'NOT met'}."
+        f"{'met' if ratio <= GOAL_HVP else 'NOT met'} ({floor:.2f}x the HVP and "
+        f"gradient, {by_hand:.2f}x the by-hand covariant HVP)."
     )
     return goals
 

@@ -49,12 +49,15 @@ def exp_map(connection, x, v, *, t1=1.0, rtol=None, atol=None, max_steps=4096):
     connection = as_connection("exp_map", connection)
     x = check_finite("exp_map", x)
     default_rtol, default_atol = _default_tolerances(x)
+    dtype = jnp.result_type(*jax.tree_util.tree_leaves(x))
 
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(_geodesic_vector_field),
         diffrax.Dopri8(),
-        t0=0.0,
-        t1=t1,
+        # Times in the point's dtype: Python floats would promote a float32 state to
+        # float64 under x64.
+        t0=jnp.zeros((), dtype),
+        t1=jnp.asarray(t1, dtype),
         dt0=None,
         y0=(x, v),
         stepsize_controller=diffrax.PIDController(

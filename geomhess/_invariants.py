@@ -3,6 +3,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int
 
 from ._checks import check_finite, check_point
@@ -134,7 +135,7 @@ def classify_critical_point(
         Euclidean() if metric is None else as_metric("classify_critical_point", metric)
     )
     x = check_finite("classify_critical_point", x)
-    default_tol = float(jnp.sqrt(jnp.finfo(x.dtype).eps))
+    default_tol = float(np.sqrt(np.finfo(x.dtype).eps))
     grad_tol = default_tol if grad_tol is None else grad_tol
     eig_tol = default_tol if eig_tol is None else eig_tol
 

@@ -29,7 +29,10 @@ def tree_axpy(scalar, a, b):
 
 def tree_vdot(a, b):
     """Euclidean inner product `sum_i a_i b_i` of two pytrees of the same structure."""
-    leaves = [jnp.vdot(x, y) for x, y in zip(jtu.tree_leaves(a), jtu.tree_leaves(b), strict=True)]
+    leaves = [
+        jnp.vdot(x, y)
+        for x, y in zip(jtu.tree_leaves(a), jtu.tree_leaves(b), strict=True)
+    ]
     return sum(leaves[1:], leaves[0])
 
 

@@ -152,7 +152,9 @@ def _map_scale(op, scale, tree):
     def apply(s, subtree):
         return jtu.tree_map(lambda leaf: op(jnp.asarray(s, leaf.dtype), leaf), subtree)
 
-    if isinstance(scale, (int, float)) or jnp.ndim(scale) == 0:
+    if isinstance(scale, (int, float)) or (
+        isinstance(scale, (jax.Array, np.ndarray)) and scale.ndim == 0
+    ):
         return apply(scale, tree)
     return jtu.tree_map(apply, scale, tree)
 

@@ -2,6 +2,20 @@
 and the symmetric generalized eigenproblem."""
 
 from ._eigen import generalized_eigvalsh as generalized_eigvalsh
+from ._estimators import (
+    EigenvalueEstimate as EigenvalueEstimate,
+    LogdetEstimate as LogdetEstimate,
+    SpectralDensity as SpectralDensity,
+    TraceEstimate as TraceEstimate,
+    hessian_density as hessian_density,
+    hessian_eigenvalues as hessian_eigenvalues,
+    hessian_logdet as hessian_logdet,
+    hessian_trace as hessian_trace,
+    shape_operator_density as shape_operator_density,
+    shape_operator_eigenvalues as shape_operator_eigenvalues,
+    shape_operator_logdet as shape_operator_logdet,
+    shape_operator_trace as shape_operator_trace,
+)
 from ._solve import (
     cg_solve as cg_solve,
     spd_solve as spd_solve,

@@ -1,0 +1,176 @@
+"""Lanczos in the metric's inner product, on flat vectors (the Krylov core).
+
+The shape operator `E = G^{-1} H` (with `H` the covariant Hessian, symmetric, and
+`G` the metric, symmetric positive definite) is not symmetric, but it is
+self-adjoint in the inner product `<u, v>_G = u^T G v`. Lanczos run in that inner
+product (Parlett, *The Symmetric Eigenvalue Problem*, sec. 15.11, "B-Lanczos")
+builds a `G`-orthonormal basis `V` of a Krylov space and a symmetric tridiagonal
+`T = V^T H V` whose eigenvalues (Ritz values) approximate those of `E`, i.e. the
+generalized eigenvalues of the pencil `(H, G)`. No `d x d` matrix is formed: each
+step costs one application of `H` and one of `G^{-1}`, and the images `Z = G V` are
+carried along (as `G w = H v - sum_j c_j G v_j`), so `G` itself is applied only when
+the iteration restarts.
+
+The vectors here are flat `(d,)` arrays (a pytree point is raveled with
+`jax.flatten_util.ravel_pytree` by the callers); the basis is stored as two
+`(m, d)` arrays, `O(m d)` memory.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, Float
+
+
+class LanczosDecomposition(NamedTuple):
+    """The output of [`lanczos`][]: `E V^T ~= V^T T` in the `G` inner product.
+
+    Attributes:
+        basis: `V`, shape `(m, d)`, one `G`-orthonormal vector per row.
+        alphas: the diagonal of `T`, shape `(m,)`.
+        offdiag: the off-diagonal of `T`, shape `(m - 1,)` (zero where the
+            iteration restarted after an invariant subspace was found).
+        beta_last: the `G`-norm of the last residual vector (the coupling to the
+            next, uncomputed, basis vector).
+        dropped: the `G`-norms of residual vectors dropped at restarts, shape
+            `(m - 1,)` (zero where there was no restart); they enter the error
+            bounds.
+        start_norm: the `G`-norm of the start vector.
+    """
+
+    basis: Float[Array, "m d"]
+    alphas: Float[Array, " m"]
+    offdiag: Float[Array, " m-1"]
+    beta_last: Float[Array, ""]
+    dropped: Float[Array, " m-1"]
+    start_norm: Float[Array, ""]
+
+
+def _orthogonalize(w, Gw, V, Z):
+    # Classical Gram-Schmidt applied twice against every stored vector ("twice is
+    # enough", Giraud et al. 2005): full reorthogonalization keeps `V` G-orthonormal
+    # to working precision, so no spurious copies of converged Ritz values appear.
+    # Rows of `V` not yet filled are zero and contribute nothing.
+    for _ in range(2):
+        c = Z @ w
+        w = w - c @ V
+        Gw = Gw - c @ Z
+    return w, Gw
+
+
+def lanczos(
+    apply_h: Callable,
+    apply_g_inv: Callable,
+    apply_g: Callable,
+    v0: Float[Array, " d"],
+    num_iterations: int,
+    key,
+) -> LanczosDecomposition:
+    """`m` steps of Lanczos for `E = G^{-1} H` in the `G` inner product.
+
+    Starting from `v1 = v0 / ||v0||_G`, each step computes `w = G^{-1} H v_j`,
+    `alpha_j = v_j^T H v_j`, orthogonalizes `w` against all previous `v_i` in the
+    `G` inner product (twice), and sets `beta_j = ||w||_G`, `v_{j+1} = w / beta_j`.
+    When `beta_j <= sqrt(eps) ||E v_j||_G` the Krylov space is (numerically)
+    invariant: the iteration restarts from a random vector `G`-orthogonal to the
+    basis, `T` gets a zero there, and `beta_j` is recorded in `dropped`. So with
+    `m = d` the Ritz values are all the eigenvalues, even with repeated ones.
+
+    Args:
+        apply_h: `v -> H v` on flat `(d,)` vectors (symmetric `H`).
+        apply_g_inv: `w -> G^{-1} w`.
+        apply_g: `v -> G v` (used once at the start and at restarts).
+        v0: the start vector, shape `(d,)`, not `G`-orthogonal to the wanted
+            eigenvectors (a random vector is, almost surely).
+        num_iterations: `m <= d`, a static int.
+        key: a `jax.random` key for restarts.
+
+    Returns:
+        A [`LanczosDecomposition`][]. Cost: `m` applications of `H` and of `G^{-1}`,
+        `1 +` (number of restarts) of `G`, and `O(m^2 d)` flops.
+    """
+    (d,) = v0.shape
+    m = num_iterations
+    dtype = v0.dtype
+    tol = float(np.sqrt(np.finfo(dtype).eps))
+
+    Gv0 = apply_g(v0)
+    start_norm = jnp.sqrt(jnp.maximum(jnp.vdot(v0, Gv0), 0))
+    safe = jnp.where(start_norm > 0, start_norm, 1)
+    V = jnp.zeros((m, d), dtype).at[0].set(v0 / safe)
+    Z = jnp.zeros((m, d), dtype).at[0].set(Gv0 / safe)
+    alphas = jnp.zeros((m,), dtype)
+    betas = jnp.zeros((m,), dtype)
+    restarted = jnp.zeros((m,), bool)
+
+    def step(j, state):
+        V, Z, alphas, betas, restarted = state
+        v = V[j]
+        h = apply_h(v)
+        w = apply_g_inv(h)
+        alpha = jnp.vdot(v, h)
+        image_norm = jnp.sqrt(jnp.maximum(jnp.vdot(h, w), 0))
+        # `G w = H v` before orthogonalization; `_orthogonalize` keeps the pair
+        # consistent, so `G` is never applied here.
+        w, Gw = _orthogonalize(w, h, V, Z)
+        beta = jnp.sqrt(jnp.maximum(jnp.vdot(w, Gw), 0))
+        breakdown = beta <= tol * image_norm
+
+        def restart(_):
+            r = jr.normal(jr.fold_in(key, j), (d,), dtype)
+            r, Gr = _orthogonalize(r, apply_g(r), V, Z)
+            norm = jnp.sqrt(jnp.maximum(jnp.vdot(r, Gr), 0))
+            norm = jnp.where(norm > 0, norm, 1)
+            return r / norm, Gr / norm
+
+        def proceed(_):
+            norm = jnp.where(beta > 0, beta, 1)
+            return w / norm, Gw / norm
+
+        v_next, z_next = jax.lax.cond(breakdown, restart, proceed, None)
+        # At the last step `j + 1 == m` is out of bounds and the write is dropped.
+        V = V.at[j + 1].set(v_next, mode="drop")
+        Z = Z.at[j + 1].set(z_next, mode="drop")
+        alphas = alphas.at[j].set(alpha)
+        betas = betas.at[j].set(beta)
+        restarted = restarted.at[j].set(breakdown)
+        return V, Z, alphas, betas, restarted
+
+    V, Z, alphas, betas, restarted = jax.lax.fori_loop(
+        0, m, step, (V, Z, alphas, betas, restarted)
+    )
+    zero = jnp.zeros((), dtype)
+    return LanczosDecomposition(
+        basis=V,
+        alphas=alphas,
+        offdiag=jnp.where(restarted, zero, betas)[: m - 1],
+        beta_last=betas[m - 1],
+        dropped=jnp.where(restarted, betas, zero)[: m - 1],
+        start_norm=start_norm,
+    )
+
+
+def tridiagonal_eigh(decomposition: LanczosDecomposition):
+    """Ritz values `theta` (ascending), eigenvectors `S` of `T`, and error bounds.
+
+    The bound for Ritz pair `i` is the `G`-norm of the residual of the Ritz vector
+    `y_i = V^T S[:, i]`: `||E y_i - theta_i y_i||_G <= |beta_last S[m-1, i]| +
+    sum_j dropped_j |S[j, i]|`. Since `E` is `G`-self-adjoint, some eigenvalue of `E`
+    lies within that distance of `theta_i` (in exact arithmetic; rounding adds
+    `O(eps ||E||)`). The bound is invariant under a change of coordinates.
+    """
+    alphas = decomposition.alphas
+    T = (
+        jnp.diag(alphas)
+        + jnp.diag(decomposition.offdiag, 1)
+        + jnp.diag(decomposition.offdiag, -1)
+    )
+    theta, S = jnp.linalg.eigh(T)
+    residuals = jnp.abs(decomposition.beta_last * S[-1]) + jnp.abs(
+        decomposition.dropped
+    ) @ jnp.abs(S[:-1])
+    return theta, S, residuals
