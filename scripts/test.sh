@@ -19,7 +19,7 @@ ruff check geomhess tests benchmarks
 ruff format --check geomhess tests benchmarks
 
 echo "== tests and notebooks (float64)"
-run_pytest -n 2 --nbmake -p no:cacheprovider
+run_pytest -n 2 --nbmake -p no:cacheprovider --durations=15
 
 echo "== float32 smoke run"
 GEOMHESS_TEST_X64=0 run_pytest -m float32 -p no:cacheprovider tests

@@ -57,7 +57,7 @@ class Coordinate(AbstractManifold):
     - `log` and `dist` raise `NotImplementedError` (they need geodesic shooting,
       which geomhess does not provide yet).
 
-    Args:
+    Attributes:
         metric: the Riemannian metric, in the coordinates of the point.
         origin: a point of the domain around which `random_point` samples (a pytree
             like the points); without it `random_point` raises.

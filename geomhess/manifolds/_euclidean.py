@@ -26,7 +26,7 @@ class Euclidean(AbstractManifold):
     The methods other than `random_point` accept any pytree of arrays; `shape` is
     checked on array points.
 
-    Args:
+    Attributes:
         shape: the shape of a point (an `int` means a vector).
     """
 

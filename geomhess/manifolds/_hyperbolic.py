@@ -49,7 +49,7 @@ class Hyperbolic(AbstractManifold):
     [^boumal]: Boumal, *An introduction to optimization on smooth manifolds*, CUP
         2023, section 7.6.
 
-    Args:
+    Attributes:
         n: the dimension of hyperbolic space (points have `n + 1` coordinates).
     """
 

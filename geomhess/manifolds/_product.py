@@ -24,7 +24,7 @@ class Product(AbstractManifold):
     the lowest of the factors'; `transport` is an isometry exactly when every
     factor's is.
 
-    Args:
+    Attributes:
         manifolds: a tuple or pytree of manifolds.
     """
 

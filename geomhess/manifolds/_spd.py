@@ -41,7 +41,7 @@ class SPD(AbstractManifold):
     [^pennec]: Pennec, Fillard, Ayache, *A Riemannian framework for tensor
         computing*, IJCV 66 (2006).
 
-    Args:
+    Attributes:
         n: the matrix size.
     """
 

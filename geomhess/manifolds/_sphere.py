@@ -34,7 +34,7 @@ class Sphere(AbstractEmbeddedManifold):
     The maps `exp` and `log` are written in $\\lVert v\\rVert^2$, so their derivatives
     are finite at $v = 0$ and $y = x$.
 
-    Args:
+    Attributes:
         n: the ambient dimension (the sphere has dimension `n - 1`).
     """
 

@@ -55,7 +55,7 @@ class Stiefel(AbstractEmbeddedManifold):
     [^eas]: Edelman, Arias, Smith, *The geometry of algorithms with orthogonality
         constraints*, SIAM J. Matrix Anal. Appl. 20 (1998), eq. 2.45.
 
-    Args:
+    Attributes:
         n: the number of rows.
         p: the number of orthonormal columns.
     """
@@ -172,7 +172,7 @@ class Grassmann(AbstractManifold):
     [^ams]: Absil, Mahony, Sepulchre, *Riemannian geometry of Grassmann manifolds with
         a view on algorithmic computation*, Acta Appl. Math. 80 (2004).
 
-    Args:
+    Attributes:
         n: the ambient dimension.
         p: the subspace dimension.
     """

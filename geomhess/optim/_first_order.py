@@ -246,7 +246,8 @@ def radam(
         learning_rate: a number or an optax schedule.
         manifold: one manifold, or a pytree prefix of `params` with manifold or `None`
             leaves.
-        b1, b2: the decay rates of the first and second moments.
+        b1: the decay rate of the first moment.
+        b2: the decay rate of the second moment.
         eps: added to the root of the second moment.
         stabilize_every: apply `to_manifold` every this many steps (None: never).
 

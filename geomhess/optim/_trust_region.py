@@ -234,11 +234,13 @@ def trust_region(
         initial_radius: $\\Delta_0$.
         max_radius: $\\bar\\Delta$ (default `8 * initial_radius`).
         acceptance: $\\rho'$, the least ratio for accepting a step.
-        kappa, theta: truncated CG stops when the residual falls below
-            $\\|r_0\\| \\min(\\|r_0\\|^\\theta, \\kappa)$ ($\\theta = 1$: quadratic
-            local convergence).
-        min_inner, max_inner: bounds on CG iterations (default `max_inner`: the
-            number of entries of the params).
+        kappa: truncated CG stops when the residual falls below
+            $\\|r_0\\| \\min(\\|r_0\\|^\\theta, \\kappa)$.
+        theta: the exponent in that stopping rule ($\\theta = 1$: quadratic local
+            convergence).
+        min_inner: the least number of CG iterations.
+        max_inner: the most CG iterations (default: the number of entries of the
+            params).
         retraction: `"exp"` (geodesics) or `"second_order"` (`x + eta -
             Gamma(eta, eta) / 2` on coordinates, `manifold.retract` on manifolds).
 
