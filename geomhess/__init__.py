@@ -21,7 +21,10 @@ from ._curvature import (
     scalar_curvature as scalar_curvature,
 )
 from ._field import ScalarField as ScalarField
-from ._geodesic import exp_map as exp_map
+from ._geodesic import (
+    exp_map as exp_map,
+    second_order_retraction as second_order_retraction,
+)
 from ._graph import (
     GraphCurvatures as GraphCurvatures,
     graph_curvatures as graph_curvatures,

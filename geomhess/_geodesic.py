@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from ._checks import check_finite, check_like, check_point
 from ._geometry import as_connection
-from ._tree import tree_scale
+from ._tree import tree_add, tree_scale
 
 
 def _default_tolerances(x):
@@ -68,3 +68,13 @@ def exp_map(connection, x, v, *, t1=1.0, rtol=None, atol=None, max_steps=4096):
         max_steps=max_steps,
     )
     return jax.tree_util.tree_map(lambda leaf: leaf[-1], solution.ys[0])
+
+
+def second_order_retraction(connection, x, v):
+    """`x + v - Gamma(v, v) / 2`: the geodesic's second-order Taylor expansion.
+
+    A second-order retraction for any connection: it agrees with
+    [`exp_map`][geomhess.exp_map] up to `O(|v|^3)`, at the cost of one `contract`.
+    """
+    connection = as_connection("second_order_retraction", connection)
+    return tree_add(tree_add(x, v), tree_scale(-0.5, connection.contract(x, v, v)))

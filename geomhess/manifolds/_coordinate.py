@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._geodesic import exp_map
-from .._tree import tree_add, tree_scale, tree_sub
+from .._geodesic import exp_map, second_order_retraction
+from .._tree import tree_scale, tree_sub
 from ..connections import LeviCivita
 from ..metrics import AbstractMetric
 from ._base import AbstractManifold, normal
@@ -91,9 +91,7 @@ class Coordinate(AbstractManifold):
 
     def retract(self, x, v):
         """$x + v - \\frac12\\Gamma(v, v)$: the second-order retraction."""
-        return tree_add(
-            tree_add(x, v), tree_scale(-0.5, self.connection.contract(x, v, v))
-        )
+        return second_order_retraction(self.connection, x, v)
 
     def exp(self, x, v):
         return exp_map(self.connection, x, v)

@@ -8,13 +8,11 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._geodesic import exp_map
+from .._geodesic import exp_map, second_order_retraction
 from .._hessian import covariant_hvp
-from .._tree import tree_sub
 from ..connections import AbstractConnection, LeviCivita
 from ..manifolds import AbstractManifold, Coordinate
 from ..metrics import AbstractMetric
-from . import _tree as mt
 
 
 RETRACTIONS = ("exp", "second_order")
@@ -54,10 +52,7 @@ class CoordinateGeometry(eqx.Module):
     def move(self, x, v, retraction: str):
         if retraction == "exp":
             return exp_map(self.connection, x, v)
-        # The second-order retraction `x + v - Gamma(v, v) / 2` agrees with the
-        # geodesic to second order in `v`.
-        half_gamma = jtu.tree_map(lambda a: 0.5 * a, self.connection.contract(x, v, v))
-        return tree_sub(mt.tree_lincomb(1, x, 1, v), half_gamma)
+        return second_order_retraction(self.connection, x, v)
 
 
 class ManifoldGeometry(eqx.Module):
