@@ -29,6 +29,7 @@ Krylov basis) are stored, never a `(d, d)` matrix. Every function takes an expli
 `key`; with the same key the result is deterministic.
 """
 
+import numbers
 from collections.abc import Callable
 
 import equinox as eqx
@@ -58,6 +59,8 @@ class TraceEstimate(eqx.Module):
             Hutch++ only the residual part is random, and the error is zero once
             the sketch spans the whole space). About 95% of estimates fall within
             two standard errors of the truth when the number of terms is not tiny.
+            NaN when there are fewer than 2 random terms (e.g. Hutch++ with
+            `num_probes` 3 to 5).
         num_probes: the budget, the number of operator applications used.
         method: `"hutchinson"` or `"hutch++"`.
     """
@@ -80,11 +83,15 @@ class EigenvalueEstimate(eqx.Module):
             with gap `delta` to the rest of the spectrum the error is also at most
             `residual**2 / delta`.
         num_iterations: the number of Lanczos steps taken.
+        eigenvectors: with `return_eigenvectors=True`, the Ritz vectors `y`
+            (tangent vectors at `x`, `G`-orthonormal, `E y ~= theta y`) stacked
+            along a new leading axis of every leaf of `x`; otherwise `None`.
     """
 
     eigenvalues: Float[Array, " k"]
     residuals: Float[Array, " k"]
     num_iterations: int = eqx.field(static=True)
+    eigenvectors: object = None
 
 
 class LogdetEstimate(eqx.Module):
@@ -201,10 +208,15 @@ def _check_key(caller, key):
 
 
 def _check_positive_int(caller, name, value, minimum=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, bool)
+        or value < minimum
+    ):
         raise ValueError(
             f"`{caller}`: `{name}` must be an int >= {minimum}, got {value!r}."
         )
+    return int(value)
 
 
 def _mean_and_error(samples):
@@ -314,6 +326,9 @@ def shape_operator_trace(
       error estimate is a plain sample standard error and its memory is one
       `(k, d)` block.
 
+    The estimator's mean is invariant; its variance (and so `std_error`) is not,
+    because the probe distribution is written in the coordinates of `x`.
+
     Args:
         f: a scalar function of the point (e.g. a [`ScalarField`][geomhess.ScalarField]).
         metric: the metric in the same coordinates (its Levi-Civita connection is
@@ -336,7 +351,7 @@ def shape_operator_trace(
         raise ValueError(
             f"`{caller}`: `method` must be 'hutch++' or 'hutchinson', got {method!r}."
         )
-    _check_positive_int(
+    num_probes = _check_positive_int(
         caller, "num_probes", num_probes, minimum=3 if method == "hutch++" else 1
     )
     return _trace_impl(f, metric, x, key, num_probes, method, batch_size)
@@ -351,22 +366,19 @@ _WHICH = ("largest", "smallest", "magnitude")
 
 
 @eqx.filter_jit
-def _eigenvalues_impl(f, metric, x, key, k, num_iterations, which):
+def _ritz_impl(f, metric, x, key, num_iterations, vectors):
+    # `k` and `which` only select among the Ritz values, outside this function, so
+    # that calls differing in them share one compilation.
     op, flat = _flat_operator("shape_operator_eigenvalues", f, metric, x)
     start_key, restart_key = jr.split(key)
     v0 = jr.normal(start_key, flat.shape, flat.dtype)
     decomposition = lanczos(
         op.hvp, op.raise_index, op.mvp, v0, num_iterations, restart_key
     )
-    theta, _, residuals = tridiagonal_eigh(decomposition)
-    if which == "largest":
-        order = jnp.argsort(-theta)
-    elif which == "smallest":
-        order = jnp.argsort(theta)
-    else:
-        order = jnp.argsort(-jnp.abs(theta))
-    order = order[:k]
-    return EigenvalueEstimate(theta[order], residuals[order], num_iterations)
+    theta, S, residuals = tridiagonal_eigh(decomposition)
+    # Ritz vectors y_i = V^T S[:, i], an (m, d) block.
+    ritz_vectors = S.T @ decomposition.basis if vectors else None
+    return theta, residuals, ritz_vectors, op.unravel
 
 
 def shape_operator_eigenvalues(
@@ -378,6 +390,7 @@ def shape_operator_eigenvalues(
     k: int = 5,
     num_iterations: int | None = None,
     which: str = "largest",
+    return_eigenvectors: bool = False,
 ) -> EigenvalueEstimate:
     """Extreme eigenvalues of the shape operator `G^{-1} nabla^2 f` by Lanczos.
 
@@ -400,27 +413,45 @@ def shape_operator_eigenvalues(
         which: `"largest"` (largest algebraic first, the default), `"smallest"`
             (smallest algebraic first) or `"magnitude"` (largest `|lambda|` first,
             the quantity power iteration finds).
+        return_eigenvectors: also return the Ritz vectors (`O(k d)` memory).
+            They are tangent vectors: under a chart they transform as `J y`.
 
     Returns:
         An [`EigenvalueEstimate`][geomhess.linalg.EigenvalueEstimate] with
-        `.eigenvalues` and `.residuals`. Cost: `m` covariant HVPs and `m`
-        `raise_index`, `O(m d)` memory and `O(m^2 d)` flops.
+        `.eigenvalues`, `.residuals` (and `.eigenvectors`). Cost: `m` covariant
+        HVPs and `m` `raise_index`, `O(m d)` memory and `O(m^2 d)` flops.
     """
     caller = "shape_operator_eigenvalues"
     _check_key(caller, key)
-    _check_positive_int(caller, "k", k)
+    k = _check_positive_int(caller, "k", k)
     if which not in _WHICH:
         raise ValueError(f"`{caller}`: `which` must be one of {_WHICH}, got {which!r}.")
     d = _size(x)
     num_iterations = max(3 * k, 30) if num_iterations is None else num_iterations
-    _check_positive_int(caller, "num_iterations", num_iterations)
-    num_iterations = min(num_iterations, d)
+    num_iterations = min(
+        _check_positive_int(caller, "num_iterations", num_iterations), d
+    )
     if k > num_iterations:
         raise ValueError(
             f"`{caller}`: `k={k}` exceeds the number of Lanczos iterations "
             f"({num_iterations}, capped at the dimension d={d})."
         )
-    return _eigenvalues_impl(f, metric, x, key, k, num_iterations, which)
+    theta, residuals, ritz_vectors, unravel = _ritz_impl(
+        f, metric, x, key, num_iterations, bool(return_eigenvectors)
+    )
+    if which == "largest":
+        order = jnp.argsort(-theta)
+    elif which == "smallest":
+        order = jnp.argsort(theta)
+    else:
+        order = jnp.argsort(-jnp.abs(theta))
+    order = order[:k]
+    eigenvectors = None
+    if ritz_vectors is not None:
+        eigenvectors = jax.vmap(unravel)(ritz_vectors[order])
+    return EigenvalueEstimate(
+        theta[order], residuals[order], num_iterations, eigenvectors
+    )
 
 
 def _size(x):
@@ -458,9 +489,9 @@ def _slq_nodes_weights(op, flat, key, num_probes, num_iterations, batch_size):
 
 def _check_slq(caller, key, num_probes, num_iterations, x):
     _check_key(caller, key)
-    _check_positive_int(caller, "num_probes", num_probes)
-    _check_positive_int(caller, "num_iterations", num_iterations)
-    return min(num_iterations, _size(x))
+    num_probes = _check_positive_int(caller, "num_probes", num_probes)
+    num_iterations = _check_positive_int(caller, "num_iterations", num_iterations)
+    return num_probes, min(num_iterations, _size(x))
 
 
 @eqx.filter_jit
@@ -518,7 +549,7 @@ def shape_operator_logdet(
         `num_probes * num_iterations` covariant HVPs and `raise_index`, memory
         `O(num_iterations * d)` per probe in flight.
     """
-    num_iterations = _check_slq(
+    num_probes, num_iterations = _check_slq(
         "shape_operator_logdet", key, num_probes, num_iterations, x
     )
     return _logdet_impl(
@@ -593,7 +624,7 @@ def shape_operator_density(
         `num_probes * num_iterations` covariant HVPs and `raise_index`.
     """
     caller = "shape_operator_density"
-    num_iterations = _check_slq(caller, key, num_probes, num_iterations, x)
+    num_probes, num_iterations = _check_slq(caller, key, num_probes, num_iterations, x)
     if jnp.ndim(grid) != 1 or jnp.size(grid) < 2:
         raise ValueError(
             f"`{caller}`: `grid` must be a 1-D array of at least 2 points, got "
