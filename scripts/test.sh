@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test,docs,dev
 . .venv/bin/activate
-export MPLBACKEND=Agg PYTHONHASHSEED=0
+# One BLAS thread: scipy's OpenBLAS (used by jaxlib's CPU Cholesky and triangular
+# solves) otherwise starts a thread per core that fights XLA's on 2 cores.
+export MPLBACKEND=Agg PYTHONHASHSEED=0 OPENBLAS_NUM_THREADS=1
 
 run_pytest() {
   local code=0

@@ -33,17 +33,26 @@ class AbstractConnection(eqx.Module):
         """`Gamma^k_ij(x) v^j w_k`, a covector in `i`: the connection with a vector and a
         covector."""
 
+    @abc.abstractmethod
     def christoffel(self, x):
         """The dense Christoffel symbols `Gamma[k, i, j] = Gamma^k_ij(x)` (small `d`)."""
-        check_point("christoffel", x, flat=True)
-        # on_basis puts the basis index last: inner gives [k, j], outer [k, j, i].
-        dense = on_basis(lambda u: on_basis(lambda v: self.contract(x, u, v), x), x)
-        return jnp.swapaxes(dense, 1, 2)
 
     def reparametrize(self, chart: AbstractChart) -> "Reparametrized":
         """The same connection in the chart's output coordinates (the inhomogeneous law);
         see [`Reparametrized`][geomhess.connections.Reparametrized]."""
         return Reparametrized(self, chart)
+
+
+def christoffel_from_contract(connection: AbstractConnection, x):
+    """The dense array `Gamma[k, i, j]` from `contract` on all basis pairs.
+
+    The generic dense path, derived from the matrix-free one: `d^2` contractions.
+    Connections with a cheaper dense form (Levi-Civita) use it as their test oracle.
+    """
+    check_point("christoffel", x, flat=True)
+    # on_basis puts the basis index last: inner gives [k, j], outer [k, j, i].
+    dense = on_basis(lambda u: on_basis(lambda v: connection.contract(x, u, v), x), x)
+    return jnp.swapaxes(dense, 1, 2)
 
 
 def contract_covector_by_vjp(connection: AbstractConnection, x, v, w):
@@ -65,6 +74,11 @@ class Flat(AbstractConnection):
 
     def contract_covector(self, x, v, w):
         return tree_zeros_like(w)
+
+    def christoffel(self, x):
+        check_point("christoffel", x, flat=True)
+        d = x.shape[0]
+        return jnp.zeros((d, d, d), x.dtype)
 
 
 class Reparametrized(AbstractConnection):
@@ -93,3 +107,6 @@ class Reparametrized(AbstractConnection):
 
     def contract_covector(self, y, v, w):
         return contract_covector_by_vjp(self, y, v, w)
+
+    def christoffel(self, y):
+        return christoffel_from_contract(self, y)

@@ -1,8 +1,10 @@
 """The Levi-Civita connection of a metric, matrix-free through the Koszul formula."""
 
 import jax
+import jax.numpy as jnp
 
-from .._tree import tree_add, tree_scale, tree_sub, tree_vdot
+from .._checks import check_point
+from .._tree import on_basis, tree_add, tree_scale, tree_sub, tree_vdot
 from ..metrics import AbstractMetric
 from ._base import AbstractConnection
 
@@ -38,6 +40,30 @@ class LeviCivita(AbstractConnection):
             self._gradient_of_inner(x, u, v),
         )
         return self.metric.raise_index(x, tree_scale(0.5, lowered))
+
+    def christoffel(self, x):
+        """The dense symbols by the Koszul formula on the metric's Jacobian.
+
+        `Gamma_{l,ij} = 1/2 (d_i g_lj + d_j g_li - d_l g_ij)` from `d` JVPs of
+        `x -> G(x)`, then one solve with `G` for all `d^2` columns; the same numbers
+        as `contract` on the basis pairs (tested), at a fraction of the cost.
+        """
+        check_point("christoffel", x, flat=True)
+        # d_metric[l, j, k] = d_k g_lj
+        d_metric = on_basis(lambda e: jax.jvp(self.metric.matrix, (x,), (e,))[1], x)
+        lowered = 0.5 * (
+            jnp.einsum("lji->lij", d_metric)
+            + d_metric
+            - jnp.einsum("ijl->lij", d_metric)
+        )
+        d = x.shape[0]
+        # One raise per column; the factorization of G(x) does not depend on the
+        # column, so under vmap it is computed once.
+        raise_column = lambda w: self.metric.raise_index(x, w)
+        raised = jax.vmap(raise_column, in_axes=1, out_axes=1)(
+            lowered.reshape(d, d * d)
+        )
+        return raised.reshape(d, d, d)
 
     def contract_covector(self, x, v, w):
         raised = self.metric.raise_index(x, w)
