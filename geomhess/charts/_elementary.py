@@ -133,7 +133,8 @@ class Elementwise(AbstractChart):
 class Scale(AbstractChart):
     """`psi = scale * theta`, leaf by leaf.
 
-    `scale` is a nonzero number, or a pytree prefix of the point holding one number
+    `scale` is a nonzero number, an array of nonzero entries shaped like the point
+    (an elementwise rescaling), or a pytree prefix of the point holding one number
     per subtree: with per-layer scales `{"W1": alpha, "W2": 1 / alpha}` this is the
     rescaling `(W1, W2) -> (alpha W1, W2 / alpha)` of Dinh et al. (2017), under which
     a ReLU network computes the same function.
