@@ -1,5 +1,7 @@
 """Every public operator under `jit`, `vmap` and `grad`, against the eager result."""
 
+import functools as ft
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -12,20 +14,30 @@ import geomhess as gh
 
 RTOL = tol(jnp.float64)
 D = 2
-METRIC = make_metric(jax.random.key(1), D)
-FIELD = make_field(jax.random.key(2), D)
-POINTS = jnp.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]])
-V = jnp.array([0.7, -0.4])
+
+
+@ft.cache
+def _data():
+    # Built on first use, not at import: the float32 smoke run (x64 off) collects
+    # this module too, and float64 arrays cannot be made there.
+    return (
+        make_metric(jax.random.key(1), D),
+        make_field(jax.random.key(2), D),
+        jnp.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]]),
+    )
+
+
+V_VALUES = (0.7, -0.4)
 
 # name -> function of (metric, f, x) returning an array; scalar-valued versions for grad.
 OPERATORS = {
     "covariant_hessian": lambda m, f, x: gh.covariant_hessian(f, m, x),
-    "covariant_hvp": lambda m, f, x: gh.covariant_hvp(f, m, x, V),
+    "covariant_hvp": lambda m, f, x: gh.covariant_hvp(f, m, x, jnp.array(V_VALUES)),
     "riemannian_gradient": lambda m, f, x: gh.riemannian_gradient(f, m, x),
     "shape_operator": lambda m, f, x: gh.shape_operator(f, m, x),
     "hessian_invariants": lambda m, f, x: gh.hessian_invariants(f, m, x).eigenvalues,
     "newton_step": lambda m, f, x: gh.newton_step(f, m, x),
-    "exp_map": lambda m, f, x: gh.exp_map(m, x, 0.3 * V),
+    "exp_map": lambda m, f, x: gh.exp_map(m, x, 0.3 * jnp.array(V_VALUES)),
     "classify_critical_point": lambda m, f, x: (
         gh.classify_critical_point(f, x, m).eigenvalues
     ),
@@ -39,6 +51,7 @@ OPERATORS = {
 
 @pytest.mark.parametrize("name", sorted(OPERATORS))
 def test_jit_vmap_grad(name):
+    METRIC, FIELD, POINTS = _data()
     op = OPERATORS[name]
     # One eager call is the reference (eager evaluation is slow to warm up).
     eager = op(METRIC, FIELD, POINTS[0])
@@ -59,6 +72,8 @@ def test_jit_vmap_grad(name):
 
 
 def test_grad_through_the_metric_parameters():
+    METRIC, FIELD, POINTS = _data()
+
     # Differentiating an invariant with respect to the metric's own parameters (a
     # pytree leaf of the module) works and matches finite differences.
     def trace_of(scale):
