@@ -942,10 +942,9 @@ python benchmarks/bench_optim.py --quick  # smoke run of every code path, under 
   1000x slower here), and the goal is judged against geoopt's faster setting; XLA
   uses its own thread pool.
 - **A shared machine.** Other jobs ran alongside; the load average is recorded.
-  Between four full runs of this benchmark at load 4 to 8, pymanopt / geomhess moved
-  by up to 40 % and radam / adam by up to 6x (on `Sphere(100,000)`: 1.7x to 10x);
-  geoopt / radam fell on either side of 1. The trust-region conclusions held in
-  every run; the comparison of Adam steps with geoopt did not.
+  Between two full runs at load 3 to 6, pymanopt / geomhess moved by up to 50 %
+  (Rayleigh: 1.2x and 1.8x), radam / adam by up to 20 % and geoopt / radam between
+  1.3x and 3x; which goals were met was the same in both.
 
 ## Results
 

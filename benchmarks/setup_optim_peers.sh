@@ -7,7 +7,7 @@
 # and runs with numpy 2.4 (checked below), so numpy is not pinned. torch is pinned to
 # 2.13.0: pip finds its CPU wheel in the local wheel directory (PIP_FIND_LINKS), where
 # a plain `pip install torch` could fetch gigabytes of CUDA libraries; geoopt 0.5.1
-# asks only for `torch>=1.9.0`.
+# asks for `torch>=2.0.1`, which 2.13.0 satisfies.
 #
 # Idempotent: reruns only check that the pinned packages are there.
 # Usage: bash benchmarks/setup_optim_peers.sh    (PYTHON=python3.11 to choose)
