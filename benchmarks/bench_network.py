@@ -1,0 +1,1328 @@
+"""Network-scale benchmarks: covariant HVP, invariant trace and eigenvalues, memory.
+
+On an MLP with about a million parameters (float32, CPU), all in one run:
+
+1. `gh.covariant_hvp` against `jax.grad` and a plain Hessian-vector product, for the
+   Euclidean metric carried through a per-layer chart (`gh.charts.Scale`) and for a
+   position-dependent diagonal metric.
+2. The invariant Hutchinson trace `tr(G^{-1} nabla^2 f)` (100 probes) in the chart
+   against the naive trace computed the PyHessian way (Rademacher probes on
+   `jax.jvp(jax.grad(loss))`, `lax.map`), geomhess's own naive `hessian_trace`, and
+   the invariant trace written by hand.
+3. The top-5 eigenvalues: `gh.linalg.shape_operator_eigenvalues` in the chart against
+   PyHessian's power iteration with deflation, a plain-JAX Lanczos, and geomhess's
+   naive `hessian_eigenvalues`.
+4. Memory against the parameter count (MLPs of about 0.1M, 0.3M, 1M and 3M
+   parameters), each size in a fresh subprocess: XLA's compiled buffer sizes and the
+   measured peak resident memory of the first execution.
+
+Every number is checked before it is timed (see `benchmarks/results_network.md`);
+compile time (trace, lower and XLA compile, ahead of time) is reported apart from the
+steady-state time, the median over rounds in which the compared functions take turns
+in rotating order.
+
+Usage:
+    python benchmarks/bench_network.py --out benchmarks/results_network.md
+    python benchmarks/bench_network.py --quick    # smoke run, under a minute
+"""
+
+import os
+
+
+# One BLAS thread, as in `run.py`: jaxlib's CPU LAPACK kernels otherwise start one
+# OpenBLAS thread per core, which fight XLA's own threads on a small machine. It has
+# to be set before numpy/scipy/jax load.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import ctypes  # noqa: E402
+import datetime  # noqa: E402
+import gc  # noqa: E402
+import importlib.metadata  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import pathlib  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import jax.tree_util as jtu  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.flatten_util import ravel_pytree  # noqa: E402
+
+import geomhess as gh  # noqa: E402
+
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+DTYPE = jnp.float32  # what networks train in; x64 stays off in this script
+
+# Goals from the issue.
+GOAL_HVP = 2.0  # covariant HVP / plain HVP, at most
+GOAL_TRACE = 2.0  # invariant trace / naive trace (Euclidean through a chart), at most
+GOAL_EXPONENT = 1.1  # memory ~ params^exponent, exponent at most (linear = 1)
+
+# The per-layer chart psi_l = s_l theta_l. Layer 0 scaled up and layer 2 down by the
+# same factor, as in Dinh et al. (2017); any nonzero scales would do.
+SCALES = {"w0": 3.0, "b0": 3.0, "w1": 1.0, "b1": 1.0, "w2": 1 / 3, "b2": 1 / 3}
+
+FULL = {
+    "sizes": (64, 1024, 1024, 16),  # 1,132,560 parameters, as in run.py
+    "batch": 128,
+    "num_probes": 100,
+    "k": 5,
+    "memory_widths": (288, 512, 1024, 1728),  # ~0.1M, 0.3M, 1.1M, 3.1M parameters
+    "memory_ops": None,  # all
+    "rounds": {"hvp": 41, "trace": 9, "eig": 7},
+    "budget_s": {"hvp": 30.0, "trace": 75.0, "eig": 75.0},
+    "round_s": 0.15,
+}
+QUICK = {
+    "sizes": (64, 64, 64, 16),
+    "batch": 128,
+    "num_probes": 100,
+    "k": 5,
+    "memory_widths": (32, 64),
+    "memory_ops": ("trace_invariant",),
+    "rounds": {"hvp": 5, "trace": 3, "eig": 3},
+    "budget_s": {"hvp": 1.0, "trace": 1.0, "eig": 1.0},
+    "round_s": 0.02,
+}
+
+# PyHessian's defaults for `hessian.eigenvalues` (Yao et al. 2020).
+POWER_MAX_ITER = 100
+POWER_TOL = 1e-3
+
+
+# --------------------------------------------------------------------------------------
+# The problem
+
+
+def mlp_widths(width):
+    return (64, width, width, 16)
+
+
+def make_problem(sizes, batch, seed=0):
+    """A tanh MLP (dict of float32 arrays), MSE on fixed synthetic data, and its chart.
+
+    Returns a dict: `theta` (parameters), `loss` (of `theta`), `model`, `inputs`,
+    `chart`, `psi = chart(theta)`, `psi_loss` (the same loss in `psi` coordinates,
+    `gh.ScalarField(loss).reparametrize(chart)`), `psi_metric` (the Euclidean metric
+    of `theta` carried through the chart), `v_theta`, `v_psi` (tangent vectors) and
+    `n_params`.
+    """
+    k_params, k_x, k_y, k_v = jr.split(jr.PRNGKey(seed), 4)
+    keys = jr.split(k_params, len(sizes) - 1)
+    theta = {}
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        theta[f"w{i}"] = jr.normal(keys[i], (fan_in, fan_out), DTYPE) / math.sqrt(
+            fan_in
+        )
+        theta[f"b{i}"] = jnp.zeros(fan_out, DTYPE)
+    inputs = jr.normal(k_x, (batch, sizes[0]), DTYPE)
+    targets = jr.normal(k_y, (batch, sizes[-1]), DTYPE)
+    n_layers = len(sizes) - 1
+
+    def model(p, x):
+        h = x
+        for i in range(n_layers):
+            h = h @ p[f"w{i}"] + p[f"b{i}"]
+            if i < n_layers - 1:
+                h = jnp.tanh(h)
+        return h
+
+    # Per-output weights 2^(-o/4): with equal weights the output layer's block of
+    # the Hessian is `diag(w) (x) (h^T h)`, a 16-fold (nearly) repeated top
+    # eigenvalue that neither power iteration nor 30 Lanczos steps resolve, and the
+    # eigenvalue comparison would compare unconverged numbers.
+    weights = 2.0 ** (-jnp.arange(sizes[-1], dtype=DTYPE) / 4)
+
+    def loss(p):
+        return jnp.mean(weights * (model(p, inputs) - targets) ** 2)
+
+    leaves, treedef = jtu.tree_flatten(theta)
+    v_keys = jr.split(k_v, 2 * len(leaves))
+    v_theta, v_psi = (
+        jtu.tree_unflatten(
+            treedef,
+            [
+                jr.normal(k, leaf.shape, DTYPE)
+                for k, leaf in zip(ks, leaves, strict=True)
+            ],
+        )
+        for ks in (v_keys[: len(leaves)], v_keys[len(leaves) :])
+    )
+    chart = gh.charts.Scale(SCALES)
+    return {
+        "theta": theta,
+        "loss": loss,
+        "model": model,
+        "inputs": inputs,
+        "chart": chart,
+        "psi": chart(theta),
+        "psi_loss": gh.ScalarField(loss).reparametrize(chart),
+        "psi_metric": gh.metrics.Euclidean().reparametrize(chart),
+        "v_theta": v_theta,
+        "v_psi": v_psi,
+        "n_params": int(sum(leaf.size for leaf in leaves)),
+    }
+
+
+def diagonal_metric():
+    """`G(p) = diag(1 + p^2)` leaf by leaf: position dependent, Christoffels nonzero."""
+    return gh.metrics.Diagonal(lambda p: jtu.tree_map(lambda w: 1 + w**2, p))
+
+
+# --------------------------------------------------------------------------------------
+# Plain JAX references: what one writes by hand, and the PyHessian way
+
+
+def plain_hvp(loss, x, v):
+    return jax.jvp(jax.grad(loss), (x,), (v,))[1]
+
+
+def tree_vdot(a, b):
+    return sum(
+        jnp.vdot(x, y)
+        for x, y in zip(jtu.tree_leaves(a), jtu.tree_leaves(b), strict=True)
+    )
+
+
+def mean_and_error(samples):
+    n = samples.shape[0]
+    return jnp.mean(samples), jnp.std(samples, ddof=1) / jnp.sqrt(jnp.asarray(n, DTYPE))
+
+
+def pyhessian_trace(loss, x, key, num_probes):
+    """Hutchinson's trace the PyHessian way: `z^T H z` over Rademacher `z`.
+
+    As `PyHessian.trace`: one Rademacher tensor per parameter tensor, a plain HVP
+    (`jax.jvp` of `jax.grad`), the mean over probes; here a fixed `num_probes`
+    (PyHessian stops early once the running mean moves less than 1e-3) and the
+    probes run one after another in `lax.map`. Returns `(estimate, std_error)`.
+    """
+    leaves, treedef = jtu.tree_flatten(x)
+
+    def sample(k):
+        ks = jr.split(k, len(leaves))
+        z = jtu.tree_unflatten(
+            treedef,
+            [
+                jr.rademacher(kk, leaf.shape, leaf.dtype)
+                for kk, leaf in zip(ks, leaves, strict=True)
+            ],
+        )
+        return tree_vdot(z, plain_hvp(loss, x, z))
+
+    return mean_and_error(jax.lax.map(sample, jr.split(key, num_probes)))
+
+
+def by_hand_invariant_trace(loss, scale_sq_flat, x, key, num_probes):
+    """The invariant trace in the scaled chart, by hand: `z^T (s^2 * H z)`.
+
+    In `psi = s theta` the Euclidean metric of `theta` is `diag(1 / s^2)`, so
+    `G^{-1} H z = s^2 * H z`. The probes are drawn exactly as geomhess draws them
+    (flat Rademacher vectors from `jr.split(key, num_probes)`), so the estimate must
+    equal `gh.linalg.shape_operator_trace`'s to float32 round-off.
+    """
+    flat, unravel = ravel_pytree(x)
+
+    def sample(k):
+        z = jr.rademacher(k, flat.shape, flat.dtype)
+        hz = ravel_pytree(plain_hvp(loss, x, unravel(z)))[0]
+        return jnp.vdot(z, scale_sq_flat * hz)
+
+    return mean_and_error(jax.lax.map(sample, jr.split(key, num_probes)))
+
+
+def pyhessian_eigenvalues(loss, x, key, k, max_iter=POWER_MAX_ITER, tol=POWER_TOL):
+    """Top-`k` eigenvalues (by magnitude) the PyHessian way, with iterations and vectors.
+
+    As `PyHessian.eigenvalues`: for each eigenvalue in turn, power iteration from a
+    normalized Gaussian vector; each step orthogonalizes against the eigenvectors
+    found so far (deflation), takes a plain HVP, the Rayleigh quotient `v^T H v`, and
+    normalizes `H v`; it stops when the quotient changes by less than `tol`
+    relatively, or after `max_iter` HVPs. Returns the eigenvalues `(k,)`, the HVPs
+    each took `(k,)` and the unit eigenvectors `(k, d)` (flat).
+    """
+    flat, unravel = ravel_pytree(x)
+
+    def hvp(v):
+        return ravel_pytree(plain_hvp(loss, x, unravel(v)))[0]
+
+    def normalize(v):
+        return v / jnp.linalg.norm(v)
+
+    found = jnp.zeros((k, flat.shape[0]), flat.dtype)  # unfilled rows are zero
+    eigenvalues, iterations = [], []
+    for i, key_i in enumerate(jr.split(key, k)):
+
+        def cond(state):
+            _, value, previous, step = state
+            changed = jnp.abs(value - previous) >= tol * (jnp.abs(previous) + 1e-6)
+            return (step < max_iter) & ((step < 2) | changed)
+
+        def body(state, found=found):
+            v, value, _, step = state
+            v = normalize(v - (found @ v) @ found)
+            hv = hvp(v)
+            return normalize(hv), jnp.vdot(hv, v), value, step + 1
+
+        v0 = normalize(jr.normal(key_i, flat.shape, flat.dtype))
+        zero = jnp.zeros((), flat.dtype)
+        v, value, _, steps = jax.lax.while_loop(cond, body, (v0, zero, zero, 0))
+        found = found.at[i].set(v)
+        eigenvalues.append(value)
+        iterations.append(steps)
+    return jnp.stack(eigenvalues), jnp.stack(iterations), found
+
+
+def plain_lanczos_eigenvalues(loss, x, key, k, num_iterations):
+    """Top-`k` (by magnitude) Ritz values of plain Lanczos on plain HVPs.
+
+    Euclidean Lanczos with full reorthogonalization (classical Gram-Schmidt twice),
+    from the same start vector geomhess draws for this key, `num_iterations` HVPs.
+    No restart on breakdown (none happens here).
+    """
+    flat, unravel = ravel_pytree(x)
+    d, m = flat.shape[0], num_iterations
+
+    def hvp(v):
+        return ravel_pytree(plain_hvp(loss, x, unravel(v)))[0]
+
+    v0 = jr.normal(jr.split(key)[0], flat.shape, flat.dtype)
+    V = jnp.zeros((m, d), flat.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+
+    def step(j, state):
+        V, alphas, betas = state
+        w = hvp(V[j])
+        alpha = jnp.vdot(V[j], w)
+        for _ in range(2):
+            w = w - (V @ w) @ V
+        beta = jnp.linalg.norm(w)
+        V = V.at[j + 1].set(w / beta, mode="drop")
+        return V, alphas.at[j].set(alpha), betas.at[j].set(beta)
+
+    zeros = jnp.zeros((m,), flat.dtype)
+    V, alphas, betas = jax.lax.fori_loop(0, m, step, (V, zeros, zeros))
+    T = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
+    theta, S = jnp.linalg.eigh(T)
+    residuals = jnp.abs(betas[-1] * S[-1])
+    order = jnp.argsort(-jnp.abs(theta))[:k]
+    return theta[order], residuals[order]
+
+
+# --------------------------------------------------------------------------------------
+# The compared functions, as `name -> (label, function of (x, v, key))`
+
+
+def hvp_functions(problem):
+    loss, psi_loss = problem["loss"], problem["psi_loss"]
+    psi_metric = problem["psi_metric"]
+    diagonal = gh.LeviCivita(diagonal_metric())
+    return {
+        "grad": (
+            "`jax.grad(loss)` at theta",
+            lambda a: jax.grad(loss)(a["theta"]),
+        ),
+        "hvp": (
+            "plain HVP at theta: `jax.jvp(jax.grad(loss), (theta,), (v,))[1]`",
+            lambda a: plain_hvp(loss, a["theta"], a["v_theta"]),
+        ),
+        "hvp_and_grad": (
+            "HVP and gradient at theta: both outputs of that `jax.jvp`",
+            lambda a: jax.jvp(jax.grad(loss), (a["theta"],), (a["v_theta"],)),
+        ),
+        "hvp_psi": (
+            "plain HVP at psi of `psi_loss` (the loss through the chart)",
+            lambda a: plain_hvp(psi_loss, a["psi"], a["v_psi"]),
+        ),
+        "cov_chart": (
+            "`gh.covariant_hvp(psi_loss, Euclidean().reparametrize(chart), psi, v)`",
+            lambda a: gh.covariant_hvp(psi_loss, psi_metric, a["psi"], a["v_psi"]),
+        ),
+        "cov_diagonal": (
+            "`gh.covariant_hvp(loss, LeviCivita(Diagonal(1 + p^2)), theta, v)`",
+            lambda a: gh.covariant_hvp(loss, diagonal, a["theta"], a["v_theta"]),
+        ),
+    }
+
+
+def trace_functions(problem, num_probes):
+    psi_loss = problem["psi_loss"]
+    psi_metric = problem["psi_metric"]
+    scale_sq = ravel_pytree(
+        jtu.tree_map(lambda s, w: jnp.full_like(w, s**2), SCALES, problem["theta"])
+    )[0]
+    kw = {"num_probes": num_probes, "method": "hutchinson"}
+    return {
+        "pyhessian_psi": (
+            "naive, PyHessian way, at psi: `z^T H z`",
+            lambda a: pyhessian_trace(psi_loss, a["psi"], a["key"], num_probes),
+        ),
+        "gh_naive_psi": (
+            "naive, `gh.linalg.hessian_trace(psi_loss, psi)`",
+            lambda a: _estimate(
+                gh.linalg.hessian_trace(psi_loss, a["psi"], key=a["key"], **kw)
+            ),
+        ),
+        "gh_invariant_psi": (
+            "invariant, `gh.linalg.shape_operator_trace(psi_loss, "
+            "Euclidean().reparametrize(chart), psi)`",
+            lambda a: _estimate(
+                gh.linalg.shape_operator_trace(
+                    psi_loss, psi_metric, a["psi"], key=a["key"], **kw
+                )
+            ),
+        ),
+        "by_hand_invariant_psi": (
+            "invariant by hand at psi: `z^T (s^2 * H z)`, geomhess's probes",
+            lambda a: by_hand_invariant_trace(
+                psi_loss, scale_sq, a["psi"], a["key"], num_probes
+            ),
+        ),
+    }
+
+
+def _estimate(result):
+    return result.estimate, result.std_error
+
+
+def eig_functions(problem, k):
+    psi_loss, psi_metric = problem["psi_loss"], problem["psi_metric"]
+    num_iterations = max(3 * k, 30)  # geomhess's default
+    kw = {"k": k, "which": "magnitude"}
+    return {
+        "pyhessian_psi": (
+            f"naive, PyHessian power iteration + deflation (<= {POWER_MAX_ITER} "
+            f"HVPs each, tol {POWER_TOL:g})",
+            lambda a: pyhessian_eigenvalues(psi_loss, a["psi"], a["key"], k),
+        ),
+        "lanczos_psi": (
+            f"naive, plain-JAX Lanczos ({num_iterations} HVPs, full reorth.)",
+            lambda a: plain_lanczos_eigenvalues(
+                psi_loss, a["psi"], a["key"], k, num_iterations
+            ),
+        ),
+        "gh_naive_psi": (
+            "naive, `gh.linalg.hessian_eigenvalues(psi_loss, psi, k=5)`",
+            lambda a: _ritz(
+                gh.linalg.hessian_eigenvalues(psi_loss, a["psi"], key=a["key"], **kw)
+            ),
+        ),
+        "gh_invariant_psi": (
+            "invariant, `gh.linalg.shape_operator_eigenvalues(psi_loss, "
+            "Euclidean().reparametrize(chart), psi, k=5)`",
+            lambda a: _ritz(
+                gh.linalg.shape_operator_eigenvalues(
+                    psi_loss, psi_metric, a["psi"], key=a["key"], **kw
+                )
+            ),
+        ),
+    }, num_iterations
+
+
+def _ritz(result):
+    return result.eigenvalues, result.residuals
+
+
+# --------------------------------------------------------------------------------------
+# Timing: compile ahead of time, then rotating rounds of steady-state calls
+
+
+def compile_all(fns, args):
+    """`jax.jit(fn).lower(args).compile()` for each; compile seconds and XLA memory."""
+    compiled, info = {}, {}
+    for name, (_, fn) in fns.items():
+        start = time.perf_counter()
+        compiled[name] = jax.jit(fn).lower(args).compile()
+        info[name] = {"compile_s": time.perf_counter() - start}
+        info[name].update(memory_stats(compiled[name]))
+    return compiled, info
+
+
+def memory_stats(compiled):
+    stats = compiled.memory_analysis()
+    if stats is None:
+        return {}
+    return {
+        "argument_bytes": int(stats.argument_size_in_bytes),
+        "output_bytes": int(stats.output_size_in_bytes),
+        "temp_bytes": int(stats.temp_size_in_bytes),
+    }
+
+
+def time_rounds(compiled, args, once, *, rounds, round_s, budget_s):
+    """Median per-call time of each compiled function, in rotating rounds.
+
+    Calibration: the time of one blocked call each (`once`, from the checked
+    call) sets how many calls fit in `round_s` (at least one). Then up to `rounds`
+    rounds (fewer if they would take more than about
+    `budget_s`, never fewer than three); in each, every function runs its calls back
+    to back, in an order that rotates from round to round, so that load from other
+    processes falls on all of them alike. Returns `{name: {steady_s, n}}`.
+    """
+    names = list(compiled)
+    loops, round_cost = {}, 0.0
+    for name in names:
+        loops[name] = max(1, min(1000, int(round_s / max(once[name], 1e-7))))
+        round_cost += loops[name] * once[name]
+    rounds = max(3, min(rounds, int(budget_s / max(round_cost, 1e-9))))
+    samples = {name: [] for name in names}
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            for _ in range(loops[name]):
+                jax.block_until_ready(compiled[name](args))
+            samples[name].append((time.perf_counter() - start) / loops[name])
+    return {
+        name: {
+            "steady_s": float(np.median(samples[name])),
+            "min_s": float(np.min(samples[name])),
+            "n": rounds * loops[name],
+            "rounds": rounds,
+        }
+        for name in names
+    }
+
+
+def run_section(fns, args, check, *, rounds, round_s, budget_s):
+    """Compile, run once and check, then time. Returns `(timings, check report)`."""
+    compiled, info = compile_all(fns, args)
+    outputs, once = {}, {}
+    for name in compiled:
+        start = time.perf_counter()
+        outputs[name] = jax.block_until_ready(compiled[name](args))
+        once[name] = time.perf_counter() - start
+    report = check(jax.device_get(outputs))
+    del outputs
+    timings = time_rounds(
+        compiled, args, once, rounds=rounds, round_s=round_s, budget_s=budget_s
+    )
+    for name in fns:
+        info[name].update(timings[name])
+        info[name]["label"] = fns[name][0]
+        print(
+            f"  {name:22s} compile {fmt_time(info[name]['compile_s']):>10s}  "
+            f"steady {fmt_time(info[name]['steady_s']):>10s}",
+            flush=True,
+        )
+    return info, report
+
+
+# --------------------------------------------------------------------------------------
+# Checks (before anything is timed)
+
+
+def max_abs_diff_tree(a, b):
+    return max(
+        float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+        for x, y in zip(jtu.tree_leaves(a), jtu.tree_leaves(b), strict=True)
+    )
+
+
+def max_abs_tree(a):
+    return max(float(np.max(np.abs(np.asarray(x)))) for x in jtu.tree_leaves(a))
+
+
+def fail(message):
+    raise SystemExit(f"check failed: {message}; refusing to time wrong numbers.")
+
+
+def check_hvp(problem):
+    """The covariant HVPs against closed forms (float32 round-off of the HVP).
+
+    - In `psi` the carried Euclidean metric is constant, so its covariant HVP is the
+      plain HVP of `psi_loss`; and, as a tensor, `H_psi v = s^{-1} H_theta (s^{-1} v)`
+      leaf by leaf.
+    - `diag(1 + p^2)` has `Gamma^i_ii = p_i / (1 + p_i^2)`, so
+      `nabla^2 f v = H v - p v df / (1 + p^2)`.
+    """
+    loss, theta, v_psi = problem["loss"], problem["theta"], problem["v_psi"]
+    unscaled = jtu.tree_map(lambda s, v: v / s, SCALES, v_psi)
+    tensor = jtu.tree_map(
+        lambda s, h: h / s,
+        SCALES,
+        jax.jit(plain_hvp, static_argnums=0)(loss, theta, unscaled),
+    )
+    df, hv = jax.jit(lambda p, v: jax.jvp(jax.grad(loss), (p,), (v,)))(
+        theta, problem["v_theta"]
+    )
+    closed = jtu.tree_map(
+        lambda h, p, v, g: h - p * v * g / (1 + p**2), hv, theta, problem["v_theta"], df
+    )
+
+    def check(outputs):
+        report = {}
+        for name, reference, against in (
+            ("cov_chart", outputs["hvp_psi"], "plain HVP at psi"),
+            ("cov_chart", tensor, "s^-1 H_theta s^-1 v"),
+            ("cov_diagonal", closed, "closed form"),
+        ):
+            diff = max_abs_diff_tree(outputs[name], reference)
+            scale = max_abs_tree(reference)
+            if not diff <= 1e-4 * scale:
+                fail(
+                    f"{name} vs {against}: max abs difference {diff:.3g} (scale {scale:.3g})"
+                )
+            report[f"{name} vs {against}"] = (diff, scale)
+        return report
+
+    return check
+
+
+def check_trace(theta_reference):
+    """Same probes: to round-off; different probes: within 4 combined std errors.
+
+    `theta_reference` is the naive trace at theta the PyHessian way (other probes),
+    which is the invariant trace: the metric is Euclidean in theta.
+    """
+
+    def check(outputs):
+        est = {name: (float(out[0]), float(out[1])) for name, out in outputs.items()}
+        est["pyhessian_theta"] = tuple(float(x) for x in theta_reference)
+        return _check_trace(est)
+
+    return check
+
+
+def _check_trace(est):
+    report = {"values": est}
+    (a, _), (b, _) = est["gh_invariant_psi"], est["by_hand_invariant_psi"]
+    if not abs(a - b) <= 1e-4 * abs(b):
+        fail(f"invariant trace {a} vs by hand {b} with the same probes")
+    report["same probes"] = abs(a - b) / abs(b)
+    for left, right in (
+        ("gh_naive_psi", "pyhessian_psi"),
+        ("gh_invariant_psi", "pyhessian_theta"),
+    ):
+        (x, ex), (y, ey) = est[left], est[right]
+        sigmas = abs(x - y) / math.hypot(ex, ey)
+        if not sigmas <= 4:
+            fail(f"trace {left} = {x:.6g} +- {ex:.2g} vs {right} = {y:.6g} +- {ey:.2g}")
+        report[f"{left} vs {right}"] = sigmas
+    (x, ex), (y, ey) = est["gh_naive_psi"], est["gh_invariant_psi"]
+    report["naive vs invariant at psi"] = abs(x - y) / math.hypot(ex, ey)
+    return report
+
+
+def check_eig(problem, theta_reference):
+    """Eigenvalues against each other, within their residual bounds.
+
+    Every method's `(theta, y)` comes with the residual `||H y - theta y||` (in the
+    metric's norm for geomhess, computed here for the power iteration): some
+    eigenvalue lies within it. Two methods must agree to within the sum of their
+    residuals plus `1e-3` of the largest eigenvalue (float32 round-off).
+    `theta_reference` holds the invariant eigenvalues (and residuals) computed in
+    the original chart, where the invariant ones are the naive ones.
+    """
+    psi_loss, psi = problem["psi_loss"], problem["psi"]
+    _, unravel = ravel_pytree(psi)
+
+    # `psi` is an argument, not a closure: XLA would constant-fold the HVP on it.
+    @jax.jit
+    def power_residuals(psi, values, vectors):
+        def one(value, vector):
+            hv = ravel_pytree(plain_hvp(psi_loss, psi, unravel(vector)))[0]
+            return jnp.linalg.norm(hv - value * vector)
+
+        return jax.lax.map(lambda a: one(*a), (values, vectors))
+
+    def check(outputs):
+        report = {"values": {}}
+        for name, out in outputs.items():
+            report["values"][name] = np.asarray(out[0]).tolist()
+        gh_vals, gh_res = (np.asarray(x) for x in outputs["gh_naive_psi"])
+        inv_vals, inv_res = (np.asarray(x) for x in outputs["gh_invariant_psi"])
+        lz_vals, lz_res = (np.asarray(x) for x in outputs["lanczos_psi"])
+        py_vals, py_iters, py_vecs = outputs["pyhessian_psi"]
+        py_res = np.asarray(power_residuals(psi, py_vals, py_vecs))
+        order = np.argsort(-np.abs(np.asarray(py_vals)))
+        py_vals, py_res = np.asarray(py_vals)[order], py_res[order]
+        ref_vals, ref_res = theta_reference
+        scale = float(np.max(np.abs(gh_vals)))
+        slack = 1e-3 * scale  # float32 Lanczos round-off on top of the bounds
+        report["pyhessian_iterations"] = py_iters.tolist()
+        report["residuals"] = {
+            "gh_naive_psi": gh_res.tolist(),
+            "gh_invariant_psi": inv_res.tolist(),
+            "lanczos_psi": lz_res.tolist(),
+            "pyhessian_psi": py_res.tolist(),
+        }
+        for label, x, ex, y, ey in (
+            ("gh naive vs plain Lanczos", gh_vals, gh_res, lz_vals, lz_res),
+            ("invariant at psi vs at theta", inv_vals, inv_res, ref_vals, ref_res),
+            ("gh naive vs PyHessian way", gh_vals, gh_res, py_vals, py_res),
+        ):
+            diff = np.abs(x - y)
+            if not np.all(diff <= ex + ey + slack):
+                fail(f"eigenvalues, {label}: {x} vs {y} (residuals {ex}, {ey})")
+            report[label] = float(np.max(diff))
+        report["naive vs invariant at psi (relative)"] = float(
+            np.max(np.abs(gh_vals - inv_vals) / np.abs(inv_vals))
+        )
+        return report
+
+    return check
+
+
+# --------------------------------------------------------------------------------------
+# Memory against parameter count, one fresh subprocess per size
+
+
+def _proc_status(field):
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _release_freed_memory():
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_peak_rss():
+    """Reset the kernel's resident-set high-water mark (`VmHWM`) to the current RSS."""
+    try:
+        pathlib.Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_worker(width, num_probes, k, only=None):
+    """Compile each operation for one MLP size, then measure its first execution.
+
+    For each operation: XLA's compiled buffer sizes (arguments, outputs, temporaries)
+    and the rise of the peak resident set size during one execution, measured from
+    the RSS just before it (after compiling and returning freed heap to the OS with
+    `malloc_trim`) with `/proc/self/clear_refs` resetting the peak. Prints JSON.
+    """
+    problem = make_problem(mlp_widths(width), FULL["batch"])
+    args = {
+        "theta": problem["theta"],
+        "psi": problem["psi"],
+        "v_theta": problem["v_theta"],
+        "v_psi": problem["v_psi"],
+        "key": jr.key(1),
+        "key2": jr.key(2),
+    }
+    hvp = hvp_functions(problem)
+    trace = trace_functions(problem, num_probes)
+    eig, _ = eig_functions(problem, k)
+    ops = {
+        "grad": hvp["grad"],
+        "hvp_psi": hvp["hvp_psi"],
+        "cov_chart": hvp["cov_chart"],
+        "trace_pyhessian": trace["pyhessian_psi"],
+        "trace_invariant": trace["gh_invariant_psi"],
+        "eig_lanczos": eig["lanczos_psi"],
+        "eig_invariant": eig["gh_invariant_psi"],
+    }
+    # One-time runtime start-up (thread pools, the first execution's allocations)
+    # must not be charged to the first operation measured.
+    jax.block_until_ready(
+        jax.jit(lambda a: jax.grad(problem["loss"])(a["theta"]))(args)
+    )
+    _release_freed_memory()
+    out = {"width": width, "n_params": problem["n_params"], "ops": {}}
+    for name, (_, fn) in ops.items():
+        if only and name not in only:
+            continue
+        compiled = jax.jit(fn).lower(args).compile()
+        entry = memory_stats(compiled)
+        _release_freed_memory()
+        before = _proc_status("VmRSS")
+        if _reset_peak_rss():
+            result = jax.block_until_ready(compiled(args))
+            entry["rss_rise_bytes"] = _proc_status("VmHWM") - before
+            del result
+        entry["rss_before_bytes"] = before
+        del compiled
+        out["ops"][name] = entry
+        _release_freed_memory()
+    out["process_peak_bytes"] = _proc_status("VmHWM")
+    print(json.dumps(out))
+
+
+def bench_memory(widths, num_probes, only):
+    results = []
+    for width in widths:
+        command = [
+            sys.executable,
+            str(pathlib.Path(__file__).resolve()),
+            "--memory-worker",
+            str(width),
+            "--num-probes",
+            str(num_probes),
+        ] + (["--memory-ops", ",".join(only)] if only else [])
+        # Every allocation of 64 KiB or more gets its own mapping, returned to the OS
+        # when freed: otherwise glibc serves later allocations from freed heap that
+        # is still resident, and the RSS rise undercounts.
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+        proc = subprocess.run(command, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"memory worker (width {width}) failed:\n{proc.stderr[-3000:]}"
+            )
+        entry = json.loads(proc.stdout.strip().splitlines()[-1])
+        results.append(entry)
+        print(
+            f"  width {width:5d}: {entry['n_params']:>9,} params, "
+            + ", ".join(
+                f"{name} {op.get('rss_rise_bytes', 0) / 2**20:.1f} MiB"
+                for name, op in entry["ops"].items()
+            ),
+            flush=True,
+        )
+    return results
+
+
+# --------------------------------------------------------------------------------------
+# The GaussNewton probe
+
+
+def probe_gauss_newton(problem, damping):
+    """Does `covariant_hvp` with the Levi-Civita connection of a damped GGN run?
+
+    Returns `(ok, seconds per call or None, message)`; one compile and two calls.
+    """
+    metric = gh.metrics.GaussNewton(
+        problem["model"], problem["inputs"], "squared_error", damping=damping
+    )
+    loss = problem["loss"]
+    fn = jax.jit(lambda p, v: gh.covariant_hvp(loss, metric, p, v))
+    # A failing solve raises through a host callback, which JAX also logs with a
+    # traceback; the failure is reported in the results instead.
+    callback_log = logging.getLogger("jax._src.callback")
+    level = callback_log.level
+    callback_log.setLevel(logging.CRITICAL)
+    try:
+        jax.block_until_ready(fn(problem["theta"], problem["v_theta"]))
+        start = time.perf_counter()
+        jax.block_until_ready(fn(problem["theta"], problem["v_theta"]))
+        return True, time.perf_counter() - start, "ran"
+    except Exception as error:  # noqa: BLE001 - reported, not hidden
+        lines = [line for line in str(error).splitlines() if "linear solver" in line]
+        message = lines[0].split(". ")[0].strip() if lines else type(error).__name__
+        return False, None, message.split("Error: ")[-1]
+    finally:
+        callback_log.setLevel(level)
+
+
+# --------------------------------------------------------------------------------------
+# Report
+
+
+def fmt_time(seconds):
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def fmt_mib(nbytes):
+    return "-" if nbytes is None else f"{nbytes / 2**20:.1f}"
+
+
+def machine_info():
+    cpu, memory = platform.processor() or "unknown", "unknown"
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "os": platform.platform(),
+        "jax_devices": ", ".join(str(dev) for dev in jax.devices()),
+    }
+
+
+def versions():
+    out = {"python": platform.python_version()}
+    for package in ("jax", "jaxlib", "equinox", "lineax", "numpy"):
+        out[package] = importlib.metadata.version(package)
+    out["geomhess"] = gh.__version__
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "geomhess"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        out["geomhess"] += (
+            f" (commit {commit}{', geomhess/ modified' if dirty else ''})"
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return out
+
+
+def table(section, base, rows, extra=None):
+    """Markdown rows: label, compile, steady, ratio to `base`, XLA temp memory."""
+    lines = [
+        "| operation | compile | steady | / "
+        + base[1]
+        + " | XLA temp (MiB) |"
+        + ("" if extra is None else f" {extra[0]} |"),
+        "| --- | ---: | ---: | ---: | ---: |" + ("" if extra is None else " ---: |"),
+    ]
+    for name in rows:
+        entry = section[name]
+        ratio = entry["steady_s"] / section[base[0]]["steady_s"]
+        lines.append(
+            f"| {entry['label']} | {fmt_time(entry['compile_s'])} "
+            f"| {fmt_time(entry['steady_s'])} | {ratio:.2f}x "
+            f"| {fmt_mib(entry.get('temp_bytes'))} |"
+            + ("" if extra is None else f" {extra[1](name)} |")
+        )
+    return lines
+
+
+def exponent(xs, ys):
+    """Least-squares slope of log y against log x."""
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+def evaluate(results):
+    hvp, trace, eig = results["hvp"], results["trace"], results["eig"]
+    goals = {}
+    for name, base in (("cov_chart", "hvp_psi"), ("cov_diagonal", "hvp")):
+        goals[f"hvp/{name}"] = hvp[name]["steady_s"] / hvp[base]["steady_s"]
+    goals["trace/pyhessian"] = (
+        trace["gh_invariant_psi"]["steady_s"] / trace["pyhessian_psi"]["steady_s"]
+    )
+    goals["trace/gh_naive"] = (
+        trace["gh_invariant_psi"]["steady_s"] / trace["gh_naive_psi"]["steady_s"]
+    )
+    goals["eig/pyhessian"] = (
+        eig["gh_invariant_psi"]["steady_s"] / eig["pyhessian_psi"]["steady_s"]
+    )
+    goals["eig/gh_naive"] = (
+        eig["gh_invariant_psi"]["steady_s"] / eig["gh_naive_psi"]["steady_s"]
+    )
+    memory = results["memory"]
+    params = [entry["n_params"] for entry in memory]
+    goals["memory"] = {}
+    for op in memory[0]["ops"]:
+        xla = [
+            e["ops"][op]["temp_bytes"] + e["ops"][op]["output_bytes"] for e in memory
+        ]
+        rss = [e["ops"][op].get("rss_rise_bytes") for e in memory]
+        goals["memory"][op] = {
+            "xla_exponent": exponent(params, xla),
+            "rss_exponent": exponent(params, rss)
+            if all(r is not None and r > 0 for r in rss)
+            else None,
+        }
+    return goals
+
+
+def render(results):
+    meta, hvp, trace, eig = (
+        results["meta"],
+        results["hvp"],
+        results["trace"],
+        results["eig"],
+    )
+    goals, checks = results["goals"], results["checks"]
+    m = meta["machine"]
+    lines = [
+        f"Measured {meta['date']} with `{meta['command']}` "
+        f"({'quick smoke run: not for comparison' if meta['quick'] else 'full run'}; "
+        f"total {meta['total_s']:.0f} s).",
+        "",
+        f"- Device: CPU only, {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, "
+        f"{m['os']}; JAX devices: {m['jax_devices']}. Load average (1 min) "
+        f"{meta['load_before']:.1f} before and {meta['load_after']:.1f} after the run "
+        "(a shared machine: other jobs ran alongside).",
+        "- No GPU: the device tool lends no GPU to this task, so the ~100M-parameter "
+        "GPU run the issue asks for where one is lent was not done.",
+        "- Environment: "
+        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+        + f"; `OPENBLAS_NUM_THREADS={meta['openblas_threads']}`; float32, x64 off.",
+        f"- Network: tanh MLP {meta['sizes']}, {meta['n_params']:,} parameters (a dict "
+        f"of float32 arrays `w0, b0, ...`), MSE on a fixed synthetic batch of "
+        f"{meta['batch']}. Per-layer chart `gh.charts.Scale({meta['scales']})`, "
+        "`psi = chart(theta)`, `psi_loss = gh.ScalarField(loss).reparametrize(chart)`.",
+        "",
+        "Compile is `jax.jit(fn).lower(args).compile()` (tracing, lowering, XLA), "
+        "timed apart; steady is the median time per call over rounds in which the "
+        "compared functions take turns in rotating order "
+        f"({hvp['grad']['rounds']} rounds for the HVPs, {trace['gh_invariant_psi']['rounds']} "
+        f"for the traces, {eig['gh_invariant_psi']['rounds']} for the eigenvalues). "
+        "XLA temp is the compiled program's temporary buffers (`memory_analysis()`).",
+        "",
+        "### Covariant HVP",
+        "",
+    ]
+    lines += table(
+        hvp,
+        ("hvp", "plain HVP at theta"),
+        list(hvp),
+        extra=(
+            "/ plain HVP, same loss and coordinates",
+            lambda n: {
+                "cov_chart": f"{goals['hvp/cov_chart']:.2f}x",
+                "cov_diagonal": f"{goals['hvp/cov_diagonal']:.2f}x",
+            }.get(n, ""),
+        ),
+    )
+    gn = results["gauss_newton"]
+    lines += [
+        "",
+        "Checked before timing (max abs difference / largest entry): "
+        + "; ".join(
+            f"{name}: {diff:.1e} / {scale:.2g}"
+            for name, (diff, scale) in checks["hvp"].items()
+        )
+        + ".",
+        "",
+        f"`gh.metrics.GaussNewton(model, inputs, 'squared_error', damping={gn['damping']:g})` "
+        "(`raise_index` by conjugate gradients): "
+        + (
+            f"`covariant_hvp` took {fmt_time(gn['seconds'])} per call (one call after "
+            "compiling; not interleaved)."
+            if gn["ok"]
+            else f"`covariant_hvp` FAILED on this network: {gn['message']} (see the notes)."
+        ),
+        "",
+        f"### Trace, Hutchinson with {meta['num_probes']} Rademacher probes",
+        "",
+    ]
+    values = checks["trace"]["values"]
+    lines += table(
+        trace,
+        ("pyhessian_psi", "PyHessian way at psi"),
+        list(trace),
+        extra=(
+            "estimate +- std error",
+            lambda n: f"{values[n][0]:.5g} +- {values[n][1]:.2g}",
+        ),
+    )
+    ct = checks["trace"]
+    lines += [
+        "",
+        "Checked before timing: geomhess's invariant trace equals the by-hand one with "
+        f"the same probes (relative difference {ct['same probes']:.1e}); geomhess's "
+        "naive trace and the PyHessian way (different probes) differ by "
+        f"{ct['gh_naive_psi vs pyhessian_psi']:.1f} combined standard errors; the "
+        "invariant trace at psi and the naive (= invariant) trace at theta, "
+        f"{values['pyhessian_theta'][0]:.5g} +- {values['pyhessian_theta'][1]:.2g} "
+        "(the PyHessian way, other probes; not timed), by "
+        f"{ct['gh_invariant_psi vs pyhessian_theta']:.1f} (limit 4). The naive trace "
+        "at psi is off the invariant one by "
+        f"{ct['naive vs invariant at psi']:.0f} standard errors: that is the chart.",
+        "",
+        f"### Top-{meta['k']} eigenvalues (largest magnitude)",
+        "",
+    ]
+    ce = checks["eig"]
+    lines += table(
+        eig,
+        ("pyhessian_psi", "PyHessian way at psi"),
+        list(eig),
+        extra=(
+            "eigenvalues",
+            lambda n: ", ".join(f"{x:.4g}" for x in ce["values"][n]),
+        ),
+    )
+    lines += [
+        "",
+        f"PyHessian's power iteration took {ce['pyhessian_iterations']} HVPs for its "
+        f"{meta['k']} eigenvalues (sum {sum(ce['pyhessian_iterations'])}); Lanczos "
+        f"takes {meta['lanczos_iterations']}. Checked before timing, each pair to "
+        "within the sum of its residual bounds (`||H y - theta y||`, in the metric's "
+        "norm for the invariant ones; computed here for the power iteration's "
+        "vectors) plus 1e-3 of the largest eigenvalue: geomhess's naive Ritz values "
+        "against the plain Lanczos from the same start vector (max abs difference "
+        f"{ce['gh naive vs plain Lanczos']:.2g}), the invariant ones at psi against "
+        f"those at theta ({ce['invariant at psi vs at theta']:.2g}), geomhess's naive "
+        f"ones against the PyHessian way ({ce['gh naive vs PyHessian way']:.2g}). "
+        "Largest residual bounds: "
+        + ", ".join(f"{name} {max(res):.2g}" for name, res in ce["residuals"].items())
+        + ". The naive "
+        "eigenvalues at psi differ from the invariant ones by up to "
+        f"{100 * ce['naive vs invariant at psi (relative)']:.0f}%.",
+        "",
+        "### Memory against the parameter count",
+        "",
+        "Each size in a fresh subprocess (width `h` in 64 -> h -> h -> 16). XLA: the "
+        "compiled program's output and temporary buffers (arguments excluded; they "
+        "are the parameters, the tangent and the data). RSS rise: the peak resident "
+        "set size during the first execution (after compiling) minus the resident set "
+        "size just before it, through `/proc/self/clear_refs` and `VmHWM`. In bytes "
+        "per parameter; a float32 copy of the parameters is 4 B/param.",
+        "",
+    ]
+    memory = results["memory"]
+    ops = list(memory[0]["ops"])
+    op_labels = {
+        "grad": "`jax.grad`",
+        "hvp_psi": "plain HVP",
+        "cov_chart": "`covariant_hvp` (chart)",
+        "trace_pyhessian": f"trace, PyHessian way ({meta['num_probes']} probes)",
+        "trace_invariant": f"invariant trace ({meta['num_probes']} probes)",
+        "eig_lanczos": f"plain Lanczos ({meta['lanczos_iterations']} its)",
+        "eig_invariant": f"invariant top-{meta['k']} (Lanczos, {meta['lanczos_iterations']} its)",
+    }
+    header = "| operation | " + " | ".join(
+        f"{e['n_params']:,} params: XLA / RSS rise, MiB (B/param)" for e in memory
+    )
+    lines += [
+        header + " | exponent XLA / RSS |",
+        "| --- |" + " ---: |" * (len(memory) + 1),
+    ]
+    for op in ops:
+        cells = []
+        for e in memory:
+            o = e["ops"][op]
+            xla = o["temp_bytes"] + o["output_bytes"]
+            rss = o.get("rss_rise_bytes")
+            n = e["n_params"]
+            cells.append(
+                f"{fmt_mib(xla)} ({xla / n:.0f}) / "
+                + ("-" if rss is None else f"{fmt_mib(rss)} ({rss / n:.0f})")
+            )
+        g = goals["memory"][op]
+        rss_exp = "-" if g["rss_exponent"] is None else f"{g['rss_exponent']:.2f}"
+        lines.append(
+            f"| {op_labels[op]} | "
+            + " | ".join(cells)
+            + f" | {g['xla_exponent']:.2f} / {rss_exp} |"
+        )
+    lines += [
+        "",
+        "Process peak RSS (whole process, JAX runtime included): "
+        + ", ".join(
+            f"{fmt_mib(e['process_peak_bytes'])} MiB at {e['n_params']:,}"
+            for e in memory
+        )
+        + ". Exponent: least-squares slope of log memory against log parameters "
+        "(1 = linear).",
+        "",
+        "### Goals",
+        "",
+    ]
+    lines += [f"- {line}" for line in results["goal_lines"]]
+    return "\n".join(lines) + "\n"
+
+
+def goal_lines(results):
+    goals = results["goals"]
+    out = []
+    for name, label in (
+        ("cov_chart", "Euclidean metric through the per-layer chart"),
+        ("cov_diagonal", "`Diagonal(1 + p^2)`"),
+    ):
+        r = goals[f"hvp/{name}"]
+        out.append(
+            f"Covariant HVP within {GOAL_HVP:.0f}x a plain HVP ({label}): {r:.2f}x, "
+            f"{'met' if r <= GOAL_HVP else 'NOT met'}."
+        )
+    r, r2 = goals["trace/pyhessian"], goals["trace/gh_naive"]
+    out.append(
+        f"Invariant trace within {GOAL_TRACE:.0f}x the naive one (Euclidean metric "
+        f"through the per-layer chart, {results['meta']['num_probes']} probes): "
+        f"{r:.2f}x the PyHessian way, {r2:.2f}x geomhess's naive trace, "
+        f"{'met' if max(r, r2) <= GOAL_TRACE else 'NOT met'}."
+    )
+    out.append(
+        f"Top-{results['meta']['k']} eigenvalues (no numeric goal): the invariant ones "
+        f"take {goals['eig/pyhessian']:.2f}x the time of PyHessian's power iteration "
+        f"and {goals['eig/gh_naive']:.2f}x geomhess's naive ones."
+    )
+    worst = max(
+        max(g["xla_exponent"], g["rss_exponent"] or 0) for g in goals["memory"].values()
+    )
+    out.append(
+        "Memory linear in the parameter count: largest fitted exponent "
+        f"{worst:.2f} over all operations and both measures (goal <= {GOAL_EXPONENT}), "
+        f"{'met' if worst <= GOAL_EXPONENT else 'NOT met'}."
+    )
+    out.append("~100M parameters on a GPU: not measured, no GPU is lent to this task.")
+    return out
+
+
+def write_block(path, block):
+    """Replace the text between the results markers of `path` (or append them)."""
+    path = pathlib.Path(path)
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = f"{head}{BEGIN}\n{block}{END}{tail}"
+    else:
+        text = f"{text.rstrip()}\n\n{BEGIN}\n{block}{END}\n".lstrip()
+    path.write_text(text)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run, under a minute"
+    )
+    parser.add_argument("--out", help="markdown file whose results block to rewrite")
+    parser.add_argument(
+        "--json",
+        default=str(HERE / ".results" / "network.json"),
+        help="where to save the raw results (default: benchmarks/.results/)",
+    )
+    parser.add_argument("--memory-worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--num-probes", type=int, default=100, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-ops", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_worker is not None:
+        only = args.memory_ops.split(",") if args.memory_ops else None
+        memory_worker(args.memory_worker, args.num_probes, FULL["k"], only)
+        return
+
+    config = QUICK if args.quick else FULL
+    start = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    problem = make_problem(config["sizes"], config["batch"])
+    print(f"MLP {config['sizes']}: {problem['n_params']:,} parameters", flush=True)
+    inputs = {
+        "theta": problem["theta"],
+        "psi": problem["psi"],
+        "v_theta": problem["v_theta"],
+        "v_psi": problem["v_psi"],
+        "key": jr.key(1),
+        "key2": jr.key(2),
+    }
+    timing = {"round_s": config["round_s"]}
+    results, checks = {}, {}
+
+    print(f"[{time.perf_counter() - start:5.0f} s] covariant HVP ...", flush=True)
+    results["hvp"], checks["hvp"] = run_section(
+        hvp_functions(problem),
+        inputs,
+        check_hvp(problem),
+        rounds=config["rounds"]["hvp"],
+        budget_s=config["budget_s"]["hvp"],
+        **timing,
+    )
+    damping = 1e-2
+    ok, seconds, message = probe_gauss_newton(problem, damping)
+    results["gauss_newton"] = {
+        "damping": damping,
+        "ok": ok,
+        "seconds": seconds,
+        "message": message,
+    }
+
+    print(f"[{time.perf_counter() - start:5.0f} s] trace ...", flush=True)
+    # The invariant trace's reference: the naive trace at theta, the PyHessian way,
+    # with other probes; computed once, not timed (it costs what the row at psi does).
+    trace_reference = jax.jit(
+        lambda a: pyhessian_trace(
+            problem["loss"], a["theta"], a["key2"], config["num_probes"]
+        )
+    )(inputs)
+    results["trace"], checks["trace"] = run_section(
+        trace_functions(problem, config["num_probes"]),
+        inputs,
+        check_trace(trace_reference),
+        rounds=config["rounds"]["trace"],
+        budget_s=config["budget_s"]["trace"],
+        **timing,
+    )
+
+    print(f"[{time.perf_counter() - start:5.0f} s] eigenvalues ...", flush=True)
+    eig_fns, lanczos_iterations = eig_functions(problem, config["k"])
+    theta_reference = jax.jit(
+        lambda a: _ritz(
+            gh.linalg.hessian_eigenvalues(
+                problem["loss"],
+                a["theta"],
+                key=a["key2"],
+                k=config["k"],
+                which="magnitude",
+            )
+        )
+    )(inputs)
+    results["eig"], checks["eig"] = run_section(
+        eig_fns,
+        inputs,
+        check_eig(problem, tuple(np.asarray(x) for x in theta_reference)),
+        rounds=config["rounds"]["eig"],
+        budget_s=config["budget_s"]["eig"],
+        **timing,
+    )
+    print(
+        f"[{time.perf_counter() - start:5.0f} s] memory (one subprocess per size) ...",
+        flush=True,
+    )
+    results["memory"] = bench_memory(
+        config["memory_widths"], config["num_probes"], config["memory_ops"]
+    )
+
+    command = "python benchmarks/bench_network.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    results["checks"] = checks
+    results["meta"] = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": command.strip(),
+        "quick": args.quick,
+        "sizes": " -> ".join(map(str, config["sizes"])),
+        "n_params": problem["n_params"],
+        "batch": config["batch"],
+        "scales": ", ".join(f'"{k}": {v:.3g}' for k, v in SCALES.items()).join("{}"),
+        "num_probes": config["num_probes"],
+        "k": config["k"],
+        "lanczos_iterations": lanczos_iterations,
+        "machine": machine_info(),
+        "versions": versions(),
+        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "total_s": time.perf_counter() - start,
+    }
+    results["goals"] = evaluate(results)
+    results["goal_lines"] = goal_lines(results)
+    block = render(results)
+    print()
+    print(block)
+    if args.json:
+        path = pathlib.Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1, default=str))
+    if args.out:
+        write_block(args.out, block)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
