@@ -38,12 +38,10 @@ import argparse  # noqa: E402
 import ctypes  # noqa: E402
 import datetime  # noqa: E402
 import gc  # noqa: E402
-import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import pathlib  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -53,6 +51,7 @@ import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
 import numpy as np  # noqa: E402
+from _env import machine_info, versions  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
@@ -839,53 +838,6 @@ def fmt_mib(nbytes):
     return "-" if nbytes is None else f"{nbytes / 2**20:.1f}"
 
 
-def machine_info():
-    cpu, memory = platform.processor() or "unknown", "unknown"
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 2**20:.0f} GiB"
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory": memory,
-        "os": platform.platform(),
-        "jax_devices": ", ".join(str(dev) for dev in jax.devices()),
-    }
-
-
-def versions():
-    out = {"python": platform.python_version()}
-    for package in ("jax", "jaxlib", "equinox", "lineax", "numpy"):
-        out[package] = importlib.metadata.version(package)
-    out["geomhess"] = gh.__version__
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "geomhess"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        out["geomhess"] += (
-            f" (commit {commit}{', geomhess/ modified' if dirty else ''})"
-        )
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return out
-
-
 def table(section, base, rows, extra=None):
     """Markdown rows: label, compile, steady, ratio to `base`, XLA temp memory."""
     lines = [
@@ -1304,7 +1256,7 @@ def main(argv=None):
         "k": config["k"],
         "lanczos_iterations": lanczos_iterations,
         "machine": machine_info(),
-        "versions": versions(),
+        "versions": versions("jax", "jaxlib", "equinox", "lineax", "numpy"),
         "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "load_before": load_before,
         "load_after": os.getloadavg()[0],

@@ -42,11 +42,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
-import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import pathlib  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -57,6 +55,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from _env import machine_info, versions  # noqa: E402
 
 import geomhess as gh  # noqa: E402
 
@@ -681,53 +680,6 @@ def fmt_ratio(x):
     return "-" if x is None else (f"{x:.0f}x" if x >= 100 else f"{x:.2f}x")
 
 
-def machine_info():
-    cpu, memory = platform.processor() or "unknown", "unknown"
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 2**20:.0f} GiB"
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory": memory,
-        "os": platform.platform(),
-        "jax_devices": ", ".join(str(dev) for dev in jax.devices()),
-    }
-
-
-def versions():
-    out = {"python": platform.python_version()}
-    for package in ("jax", "jaxlib", "equinox", "optax", "numpy"):
-        out[package] = importlib.metadata.version(package)
-    out["geomhess"] = gh.__version__
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "geomhess"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        out["geomhess"] += (
-            f" (commit {commit}{', geomhess/ modified' if dirty else ''})"
-        )
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return out
-
-
 def problem_title(name, problem):
     if problem["kind"] == "rayleigh":
         start = (
@@ -1027,7 +979,7 @@ def main(argv=None):
             "command": command.strip(),
             "quick": args.quick,
             "machine": machine_info(),
-            "versions": versions(),
+            "versions": versions("jax", "jaxlib", "equinox", "optax", "numpy"),
             "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
             "load_before": load_before,
             "load_after": os.getloadavg()[0],

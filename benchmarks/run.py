@@ -45,11 +45,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import functools as ft  # noqa: E402
-import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import pathlib  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -60,6 +58,7 @@ import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
 import numpy as np  # noqa: E402
+from _env import machine_info, versions  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
@@ -489,57 +488,6 @@ def fmt_ratio(x):
     return "-" if x is None else (f"{x:.0f}x" if x >= 100 else f"{x:.2f}x")
 
 
-def machine_info():
-    cpu = "unknown"
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or "unknown"
-    memory = "unknown"
-    try:
-        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 2**20:.0f} GiB"
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory": memory,
-        "os": platform.platform(),
-        "jax_devices": ", ".join(str(dev) for dev in jax.devices()),
-    }
-
-
-def versions():
-    out = {"python": platform.python_version()}
-    for package in ("jax", "jaxlib", "equinox", "numpy", "scipy"):
-        out[package] = importlib.metadata.version(package)
-    out["geomhess"] = gh.__version__
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "geomhess"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        out["geomhess"] += (
-            f" (commit {commit}{', geomhess/ modified' if dirty else ''})"
-        )
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return out
-
-
 def render(results):
     """The markdown block that goes between the README's markers."""
     meta, dense, mlp = results["meta"], results["dense"], results["mlp"]
@@ -804,7 +752,7 @@ def main(argv=None):
             "mlp_sizes": " -> ".join(map(str, mlp_sizes)),
             "mlp_batch": mlp_batch,
             "machine": machine_info(),
-            "versions": versions(),
+            "versions": versions("jax", "jaxlib", "equinox", "numpy", "scipy"),
             "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
             "load_before": load_before,
             "load_after": os.getloadavg()[0],
