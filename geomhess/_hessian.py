@@ -1,10 +1,11 @@
 """Riemannian gradient, covariant Hessian (matrix-free and dense) and shape operator."""
 
 import jax
+import jax.numpy as jnp
 
 from ._checks import check_finite, check_like, check_point
 from ._geometry import as_connection, as_metric
-from ._tree import on_basis, tree_sub
+from ._tree import basis, on_basis, tree_sub
 
 
 def _check_scalar(caller, f, x):
@@ -61,12 +62,20 @@ def covariant_hvp(f, connection, x, v):
     return tree_sub(hv, connection.contract_covector(x, v, df))
 
 
+# Up to this dimension the dense Christoffel array (`d` JVPs of `G`) is cheaper than
+# `d` covariant HVPs (three metric derivatives each); the crossover measured with
+# benchmarks/run.py's metric is between d = 4 and d = 5.
+_DENSE_CHRISTOFFEL_MAX_D = 4
+
+
 def covariant_hessian(f, connection, x):
     """The covariant Hessian `nabla^2 f = d^2 f - Gamma^k_ij df_k`, a `(d, d)` array.
 
     A tensor everywhere, not only at critical points: under `psi = phi(theta)` it
     transforms as `J^{-T} H J^{-1}`. Built from `covariant_hvp` on the basis vectors
-    (the gradient and the metric solve are shared across columns).
+    (the gradient and the metric solve are shared across columns); for `d <= 4`,
+    where it is cheaper, from the dense `connection.christoffel(x)` instead (the same
+    numbers, tested).
 
     Args:
         f: a scalar function of a 1-D point.
@@ -74,7 +83,15 @@ def covariant_hessian(f, connection, x):
         x: the point, shape `(d,)`.
     """
     check_point("covariant_hessian", x, flat=True)
-    return on_basis(lambda v: covariant_hvp(f, connection, x, v), x)
+    if x.shape[0] > _DENSE_CHRISTOFFEL_MAX_D:
+        return on_basis(lambda v: covariant_hvp(f, connection, x, v), x)
+    _check_scalar("covariant_hessian", f, x)
+    connection = as_connection("covariant_hessian", connection)
+    x = check_finite("covariant_hessian", x)
+    df, hessian = jax.vmap(
+        lambda e: jax.jvp(jax.grad(f), (x,), (e,)), out_axes=(None, -1)
+    )(basis(x))
+    return hessian - jnp.einsum("kij,k->ij", connection.christoffel(x), df)
 
 
 def shape_operator(f, metric, x):
