@@ -62,13 +62,22 @@ def check_like(caller: str, name: str, value, x):
         )
 
 
+def raise_if(tree, bad, message: str):
+    """`tree` unchanged, with `eqx.error_if(..., bad, message)` attached to it.
+
+    Only a scalar zero goes through `error_if` and is added to every leaf: XLA fuses
+    that add into the next elementwise pass, where passing `tree` itself through the
+    error's conditional copies it (and, sharded, gathers it).
+    """
+    zero = eqx.error_if(jnp.zeros((), jnp.float32), bad, message)
+    return jtu.tree_map(lambda leaf: leaf + zero.astype(leaf.dtype), tree)
+
+
 def check_finite(caller: str, x):
     """Raise (through `eqx.error_if`) if the point `x` holds NaN or inf."""
     leaves = jtu.tree_leaves(x)
     bad = jnp.any(jnp.stack([~jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
-    return eqx.error_if(
-        x, bad, f"`{caller}`: the point `x` contains NaN or inf values."
-    )
+    return raise_if(x, bad, f"`{caller}`: the point `x` contains NaN or inf values.")
 
 
 NOT_PD_MSG = (
@@ -82,5 +91,8 @@ NOT_PD_MSG = (
 
 def cholesky(caller: str, G):
     """Cholesky factor of a symmetric matrix, raising a clear error if it is not PD."""
-    L = jnp.linalg.cholesky(0.5 * (G + G.T))
-    return eqx.error_if(L, ~jnp.all(jnp.isfinite(L)), f"`{caller}`: {NOT_PD_MSG}")
+    # `jnp.linalg.cholesky` symmetrizes its input and returns NaNs where it fails;
+    # a NaN anywhere in `G` reaches the diagonal of `L`, so `d` entries tell it all.
+    L = jnp.linalg.cholesky(G)
+    bad = ~jnp.all(jnp.isfinite(jnp.diagonal(L, axis1=-2, axis2=-1)))
+    return raise_if(L, bad, f"`{caller}`: {NOT_PD_MSG}")
