@@ -489,3 +489,171 @@ def test_errors(getkey):
     with pytest.raises(ValueError, match="needs a metric"):
         opt = gh.optim.trust_region(gh.connections.Flat())
         opt.update(g, opt.init(x), x, value_fn=lambda x: x @ x)
+
+
+# The fused first-order step on Sphere and Stiefel, and the trust region's fast paths.
+
+
+def _radam_rule(nu):
+    def length(rgrad_sq):
+        new = 0.9 * nu + 0.1 * rgrad_sq
+        return 0.3 / (jnp.sqrt(new) + 1e-8), new
+
+    return geomhess.optim._moment.MomentRule(0.9, 0.1, 1, 0, length)
+
+
+_RULES = {
+    "radam": _radam_rule,
+    "nesterov": lambda nu: geomhess.optim._moment.MomentRule(
+        0.9, 1, 0.9, 1, lambda _: (0.05, nu)
+    ),
+    "plain": lambda nu: geomhess.optim._moment.MomentRule(
+        0, 0, 0, 1, lambda _: (0.05, nu)
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", list(_RULES))
+@pytest.mark.parametrize(
+    "manifold",
+    [Sphere(7), Stiefel(9, 3), Stiefel(6, 1)],
+    ids=["sphere", "st93", "st61"],
+)
+def test_fused_moment_step_is_the_generic_one(getkey, manifold, rule):
+    from geomhess.optim._moment import generic_moment_step, moment_step
+
+    x = manifold.random_point(getkey(), dtype=F64)
+    m = None if rule == "plain" else manifold.random_tangent(getkey(), x)
+    fused = generic = (x, m, jnp.zeros([], F64))
+    for _ in range(6):
+        g = jr.normal(getkey(), x.shape, F64)
+        fused = moment_step(manifold, fused[0], g, fused[1], _RULES[rule](fused[2]))
+        generic = generic_moment_step(
+            manifold, generic[0], g, generic[1], _RULES[rule](generic[2])
+        )
+        for a, b in zip(fused, generic, strict=True):
+            if a is not None:
+                assert_close(a, b, rtol=1e-13)
+    y = fused[0].reshape(x.shape[0], -1)
+    assert_close(y.T @ y, jnp.eye(y.shape[1], dtype=F64), rtol=1e-14)
+    assert float(jnp.max(jnp.abs(fused[0] - x))) > 0.1  # it moved
+
+
+@pytest.mark.parametrize("manifold", [Sphere(50), Stiefel(40, 4)], ids=str)
+def test_radam_fused_stays_on_the_manifold(getkey, manifold):
+    A = symmetric(getkey(), manifold.n)
+    f = lambda x: jnp.sum(x * (A @ x))
+    x = scan(gh.optim.radam(0.01, manifold), f, manifold.random_point(getkey()), 500)
+    y = x.reshape(x.shape[0], -1)
+    eps = float(jnp.finfo(F64).eps)
+    assert float(jnp.max(jnp.abs(y.T @ y - jnp.eye(y.shape[1], dtype=F64)))) < 300 * eps
+
+
+@pytest.mark.parametrize(
+    "manifold",
+    [Sphere(6), Stiefel(6, 3), Grassmann(6, 2), SPD(3)],
+    ids=["sphere", "stiefel", "grassmann", "spd"],
+)
+def test_hessian_operator_is_ehvp_to_rhvp(getkey, manifold):
+    from geomhess.optim._geometry import ManifoldGeometry
+
+    A = symmetric(getkey(), 6)
+    if isinstance(manifold, SPD):
+        f = lambda X: jnp.trace(X @ X @ A[:3, :3]) + jnp.sum(X**3)
+    else:
+        f = lambda x: jnp.sum(x * (A @ x)) + jnp.sum(x**3)
+    x = manifold.random_point(getkey(), dtype=F64)
+    v = manifold.random_tangent(getkey(), x)
+    egrad = jax.grad(f)(x)
+    ehvp = jax.jvp(jax.grad(f), (x,), (v,))[1]
+    expected = manifold.to_tangent(x, manifold.ehvp_to_rhvp(x, egrad, ehvp, v))
+    actual = ManifoldGeometry(manifold).hessian(f, x, egrad)(v)
+    assert_close(actual, expected, rtol=1e-12)
+
+
+class _RayleighHVP(eqx.Module):
+    A: jax.Array
+
+    def __call__(self, x, v):
+        return (self.A + self.A.T) @ v
+
+
+class _BrockettHVP(eqx.Module):
+    A: jax.Array
+    d: jax.Array
+
+    def __call__(self, X, V):
+        return 2 * (self.A @ V) * self.d[None, :]
+
+
+class _Brockett(eqx.Module):
+    A: jax.Array
+    d: jax.Array
+
+    def __call__(self, X):
+        return jnp.sum(X * (self.A @ X) * self.d[None, :])
+
+
+@eqx.filter_jit
+def _step_hvp(opt, f, hvp, x, state):
+    updates, state = opt.update(None, state, x, value_fn=f, hvp_fn=hvp)
+    return optax.apply_updates(x, updates), state
+
+
+@pytest.mark.parametrize("method", ["trust_region", "newton"])
+@pytest.mark.parametrize("problem", ["rayleigh", "brockett"])
+def test_hvp_fn_gives_the_same_iterates(getkey, method, problem):
+    if problem == "rayleigh":
+        manifold = Sphere(8)
+        A = symmetric(getkey(), 8)
+        f, hvp = rayleigh(A), _RayleighHVP(A)
+    else:
+        manifold = Stiefel(7, 3)
+        A = symmetric(getkey(), 7)
+        d = jnp.arange(3, 0, -1).astype(F64)
+        f, hvp = _Brockett(A, d), _BrockettHVP(A, d)
+    opt = getattr(gh.optim, method)(manifold)
+    x0 = manifold.random_point(getkey(), dtype=F64)
+    if method == "newton":
+        # Newton from near the minimizer, so that every step is well defined.
+        x0 = run(gh.optim.trust_region(manifold), f, x0, 4)[-1]
+    x, y = x0, x0
+    state_x, state_y = opt.init(x0), opt.init(x0)
+    for _ in range(6):
+        x, state_x = _step(opt, f, x, state_x)
+        y, state_y = _step_hvp(opt, f, hvp, y, state_y)
+        assert_close(y, x, rtol=1e-10)
+
+
+def test_hvp_fn_on_coordinates():
+    loss, _, metric, _, _ = _plane_problem()
+    hvp = lambda x, v: jax.jvp(jax.grad(loss), (x,), (v,))[1]
+    x0 = jnp.array([0.5, 2.5], dtype=F64)
+    for opt in [gh.optim.trust_region(metric, 0.5), gh.optim.newton(metric)]:
+        x, y = x0, x0
+        state_x, state_y = opt.init(x0), opt.init(x0)
+        for _ in range(3):
+            x, state_x = _step(opt, loss, x, state_x)
+            y, state_y = _step_hvp(opt, loss, hvp, y, state_y)
+            assert_close(y, x, rtol=1e-10)
+
+
+def test_trust_region_state_keeps_value_and_gradient(getkey):
+    sphere = Sphere(8)
+    A = symmetric(getkey(), 8)
+    f = rayleigh(A)
+    opt = gh.optim.trust_region(sphere)
+    x = sphere.random_point(getkey(), dtype=F64)
+    state = opt.init(x)
+    for _ in range(4):
+        x, state = _step(opt, f, x, state)
+        # The kept values are those at the point the caller now holds.
+        assert bool(jnp.array_equal(state.point, x))
+        assert_close(state.value, f(x), rtol=1e-14)
+        assert_close(state.grad_norm, rgrad_norm(sphere, f, x), rtol=1e-12)
+    # Params changed between updates: the update evaluates afresh, and moves as a
+    # new optimizer would from there.
+    z = sphere.random_point(getkey(), dtype=F64)
+    moved, _ = _step(opt, f, z, state)
+    fresh, _ = _step(opt, f, z, opt.init(z)._replace(radius=state.radius))
+    assert_close(moved, fresh, rtol=1e-14)

@@ -3,6 +3,8 @@ or an (embedded) manifold. Both give the same four things: the Riemannian gradie
 the Riemannian Hessian applied to a tangent vector, the inner product (for trust
 radii and truncated CG), and a way to move."""
 
+import functools as ft
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,8 +12,16 @@ import jax.tree_util as jtu
 
 from .._geodesic import exp_map, second_order_retraction
 from .._hessian import covariant_hvp
+from .._tree import tree_add, tree_sub
 from ..connections import AbstractConnection, LeviCivita
-from ..manifolds import AbstractManifold, Coordinate
+from ..manifolds import (
+    AbstractEmbeddedManifold,
+    AbstractManifold,
+    Coordinate,
+    Sphere,
+    Stiefel,
+)
+from ..manifolds._base import sym
 from ..metrics import AbstractMetric
 
 
@@ -43,6 +53,22 @@ class CoordinateGeometry(eqx.Module):
         metric = self.require_metric("hvp")
         return metric.raise_index(x, covariant_hvp(f, self.connection, x, v))
 
+    def hessian(self, f, x, egrad, hvp_fn=None):
+        """`v -> G^{-1} nabla^2 f v` at `x`, for a loop over many `v`.
+
+        With `hvp_fn(x, v)`, the user's Euclidean HVP `∂²f v`, the covariant Hessian
+        is `∂²f v - Γ(v, ·) df` (as `Coordinate.ehvp_to_rhvp`).
+        """
+        if hvp_fn is None:
+            return lambda v: self.hvp(f, x, egrad, v)
+        metric = self.require_metric("hvp")
+
+        def hessian(v):
+            correction = self.connection.contract_covector(x, v, egrad)
+            return metric.raise_index(x, tree_sub(hvp_fn(x, v), correction))
+
+        return hessian
+
     def inner(self, x, u, v):
         return self.require_metric("inner").inner(x, u, v)
 
@@ -64,12 +90,31 @@ class ManifoldGeometry(eqx.Module):
         return self.manifold.egrad_to_rgrad(x, egrad)
 
     def hvp(self, f, x, egrad, v):
-        """The Riemannian Hessian `Hess f(x)[v]`: the Euclidean HVP (one
-        forward-over-reverse pass) through `ehvp_to_rhvp`, projected to `T_x M`."""
-        v = self.manifold.to_tangent(x, v)
-        _, ehvp = jax.jvp(jax.grad(f), (x,), (v,))
-        rhvp = self.manifold.ehvp_to_rhvp(x, egrad, ehvp, v)
-        return self.manifold.to_tangent(x, rhvp)
+        """The Riemannian Hessian `Hess f(x)[v]` for a tangent `v`: the Euclidean HVP
+        (one forward-over-reverse pass) through `ehvp_to_rhvp`."""
+        return self.hessian(f, x, egrad)(v)
+
+    def hessian(self, f, x, egrad, hvp_fn=None):
+        """`v -> Hess f(x)[v]` for tangent `v` at `x`, for a loop over many `v`.
+
+        The Euclidean HVP is `hvp_fn(x, v)` when given, else forward-over-reverse
+        autodiff of `f`. Everything that depends on `x` alone is computed once,
+        outside the returned function (see `hessian_operator`). `v` is not projected
+        first and the result is not projected again: both are tangent up to
+        rounding, and truncated CG projects its search direction anyway.
+        """
+        if hvp_fn is None:
+            grad_f = jax.grad(f)
+
+            def ehvp(v):
+                return jax.jvp(grad_f, (x,), (v,))[1]
+
+        else:
+
+            def ehvp(v):
+                return hvp_fn(x, v)
+
+        return hessian_operator(self.manifold, x, egrad, ehvp)
 
     def inner(self, x, u, v):
         return self.manifold.inner(x, u, v)
@@ -81,6 +126,40 @@ class ManifoldGeometry(eqx.Module):
         if retraction == "exp":
             return self.manifold.exp(x, v)
         return self.manifold.retract(x, v)
+
+
+@ft.singledispatch
+def hessian_operator(manifold, x, egrad, ehvp):
+    """`v -> manifold.ehvp_to_rhvp(x, egrad, ehvp(v), v)`, with the parts that do not
+    depend on `v` computed once.
+
+    On an embedded manifold this is $P_x(\\nabla^2 f\\, v) + W_x(v, n)$ with the
+    normal part $n = \\nabla f - P_x \\nabla f$ of the gradient computed once (as
+    `AbstractEmbeddedManifold.ehvp_to_rhvp`, which recomputes it on every call).
+    `Sphere` and `Stiefel` register closed forms with one projection per call.
+    """
+    if isinstance(manifold, AbstractEmbeddedManifold):
+        normal = tree_sub(egrad, manifold.to_tangent(x, egrad))
+        return lambda v: tree_add(
+            manifold.to_tangent(x, ehvp(v)), manifold.weingarten(x, v, normal)
+        )
+    return lambda v: manifold.ehvp_to_rhvp(x, egrad, ehvp(v), v)
+
+
+@hessian_operator.register
+def _(manifold: Sphere, x, egrad, ehvp):
+    # P(h) + W(v, n) with W(v, n) = -(x . n) v; the normal part of g is
+    # n = (x . g) x, so x . n = (x . g)(x . x).
+    xn = jnp.dot(x, egrad) * jnp.dot(x, x)
+    return lambda v: manifold.to_tangent(x, ehvp(v)) - xn * v
+
+
+@hessian_operator.register
+def _(manifold: Stiefel, x, egrad, ehvp):
+    # P(h) + W(v, n) with W(v, n) = -P(v sym(X^T n)): one projection,
+    # P(h - v sym(X^T n)), where n = X sym(X^T g) is the normal part of g.
+    s = sym((x.T @ x) @ sym(x.T @ egrad))
+    return lambda v: manifold.to_tangent(x, ehvp(v) - v @ s)
 
 
 def as_geometry(caller: str, geometry):

@@ -50,21 +50,32 @@ def check_value_fn(caller: str, value_fn):
         )
 
 
-def riemannian_newton_step(geometry: ManifoldGeometry, f, x, damping, dense: bool):
+def riemannian_newton_step(
+    geometry: CoordinateGeometry | ManifoldGeometry,
+    f,
+    x,
+    damping,
+    dense: bool,
+    hvp_fn=None,
+):
     """Solve `(Hess f(x) + damping) eta = -grad f(x)` for `eta` in `T_x M`.
 
     The operator is extended to the ambient space by the identity on the normal part,
     `A v = P (Hess + damping) P v + (v - P v)` with `P = to_tangent`: `A` is invertible
     exactly when the Riemannian Hessian (plus damping) is on `T_x M`, and as the
-    right-hand side is tangent, so is the solution.
+    right-hand side is tangent, so is the solution. On coordinates `to_tangent` is
+    the identity and the system is `(G^{-1} nabla^2 f + damping) eta = -G^{-1} df`,
+    the same as `(nabla^2 f + damping G) eta = -df`.
     """
     egrad = jax.grad(f)(x)
     minus_rgrad = mt.tree_scale(-1, geometry.gradient(x, egrad))
     minus_rgrad = geometry.to_tangent(x, minus_rgrad)
 
+    hessian = geometry.hessian(f, x, egrad, hvp_fn)
+
     def operator(v):
         tangent = geometry.to_tangent(x, v)
-        hv = geometry.hvp(f, x, egrad, tangent)
+        hv = mt.tree_cast_like(hessian(tangent), x)
         hv = mt.tree_lincomb(1, hv, damping, tangent)
         return jtu.tree_map(
             lambda a, b, c: a + b - c, geometry.to_tangent(x, hv), v, tangent
@@ -95,7 +106,16 @@ class _Newton(eqx.Module):
         del params
         return NewtonState(count=jnp.zeros([], jnp.int32))
 
-    def update(self, updates, state, params=None, *, value_fn=None, **extra_args):
+    def update(
+        self,
+        updates,
+        state,
+        params=None,
+        *,
+        value_fn=None,
+        hvp_fn=None,
+        **extra_args,
+    ):
         del updates, extra_args
         check_params("newton", params)
         check_value_fn("newton", value_fn)
@@ -104,7 +124,7 @@ class _Newton(eqx.Module):
         damping = self.damping
         if not isinstance(damping, (int, float)):
             damping = jnp.asarray(damping, dtype)
-        if isinstance(geometry, CoordinateGeometry):
+        if isinstance(geometry, CoordinateGeometry) and hvp_fn is None:
             eta = newton_step(
                 value_fn,
                 geometry.connection,
@@ -115,7 +135,11 @@ class _Newton(eqx.Module):
         else:
             damping = jnp.asarray(damping, dtype)
             dense = total_size(params) <= self.dense_below
-            eta = riemannian_newton_step(geometry, value_fn, params, damping, dense)
+            if isinstance(geometry, CoordinateGeometry):
+                geometry.require_metric("newton")
+            eta = riemannian_newton_step(
+                geometry, value_fn, params, damping, dense, hvp_fn
+            )
         new_params = geometry.move(params, eta, self.retraction)
         count = optax.safe_int32_increment(state.count)
         return mt.difference(new_params, params), NewtonState(count)
@@ -148,10 +172,17 @@ def newton(
       $T_x M$[^absil], with the Riemannian HVP
       `manifold.ehvp_to_rhvp(x, egrad, ehvp, v)`. It is solved densely (LU on the
       ambient basis, with the operator extended by the identity on the normal space)
-      when the params have at most `dense_below` entries, and matrix-free by GMRES
+      when the params have at most `dense_below` entries, and matrix-free by MINRES
       ([`symmetric_solve`][geomhess.linalg.symmetric_solve]) otherwise. The step
       moves along `manifold.exp` (`retraction="exp"`) or `manifold.retract`
       (`"second_order"`; any retraction keeps local quadratic convergence).
+
+    `update` also takes an optional keyword argument `hvp_fn(x, v)`, the Euclidean
+    Hessian-vector product $\\nabla^2 f(x)\\, v$ written by hand, used in place of
+    autodiff of `value_fn` for every HVP (on coordinates it needs a metric, and the
+    Newton system is then solved as on a manifold, on $G^{-1}\\nabla^2 f$). See
+    [`trust_region`][geomhess.optim.trust_region] for when it pays, and for the
+    `jax.custom_jvp` alternative.
 
     Damping is $\\lambda G$, a tensor, so the damped step stays invariant. Newton
     converges to the nearest critical point of any index; use

@@ -24,13 +24,28 @@ from ._riemannian import check_params
 class TrustRegionState(NamedTuple):
     """State of [`trust_region`][geomhess.optim.trust_region].
 
+    The objective's value and gradient at the point the last update moved to are
+    kept, so the next update does not evaluate them again: it checks that its
+    `params` are that point (bit for bit, as `optax.apply_updates` gives them), and
+    evaluates `value_fn` there otherwise (first call, or params changed in between).
+
     Attributes:
         count: the number of outer iterations so far (`int32`).
         radius: the trust-region radius $\\Delta$, measured in the metric.
+        point: the point where `value`, `egrad` and `grad_norm` were evaluated (NaN
+            before the first update).
+        value: $f$ at `point`.
+        egrad: the Euclidean gradient of $f$ at `point`.
+        grad_norm: the Riemannian gradient norm $\\|\\operatorname{grad} f\\|$ at
+            `point` (a convergence test can read it from the state).
     """
 
     count: jax.Array
     radius: jax.Array
+    point: Any
+    value: jax.Array
+    egrad: Any
+    grad_norm: jax.Array
 
 
 # Why the inner solver stopped (pymanopt's names).
@@ -94,7 +109,9 @@ def truncated_cg(
         Heta_b = mt.tree_lincomb(1, Heta, tau, Hdelta)
         eta_i = mt.tree_lincomb(1, eta, alpha, delta)
         Heta_i = mt.tree_lincomb(1, Heta, alpha, Hdelta)
-        r_i = geometry.to_tangent(x, mt.tree_lincomb(1, r, alpha, Hdelta))
+        # The residual stays tangent (a sum of tangent vectors); only the search
+        # direction is projected against drift, as pymanopt does.
+        r_i = mt.tree_lincomb(1, r, alpha, Hdelta)
         r_r = inner(r_i, r_i)
         converged = (j >= min_inner) & (jnp.sqrt(r_r) <= target)
         beta = r_r / z_r
@@ -138,12 +155,39 @@ class _TrustRegion(eqx.Module):
 
     def init(self, params):
         dtype = mt.point_dtype(params)
+        nan = jnp.asarray(jnp.nan, dtype)
         return TrustRegionState(
             count=jnp.zeros([], jnp.int32),
             radius=jnp.asarray(self.initial_radius, dtype),
+            point=jtu.tree_map(lambda a: jnp.full_like(a, jnp.nan), params),
+            value=nan,
+            egrad=jtu.tree_map(jnp.zeros_like, params),
+            grad_norm=nan,
         )
 
-    def update(self, updates, state, params=None, *, value_fn=None, **extra_args):
+    def _evaluate(self, value_fn, x):
+        """`(f(x), egrad, grad norm)` in the dtype of `x`."""
+        dtype = mt.point_dtype(x)
+        fx, egrad = jax.value_and_grad(value_fn)(x)
+        egrad = mt.tree_cast_like(egrad, x)
+        rgrad = self._rgrad(x, egrad)
+        norm = jnp.sqrt(jnp.asarray(self.geometry.inner(x, rgrad, rgrad), dtype))
+        return jnp.asarray(fx, dtype), egrad, norm
+
+    def _rgrad(self, x, egrad):
+        geometry = self.geometry
+        return geometry.to_tangent(x, mt.tree_cast_like(geometry.gradient(x, egrad), x))
+
+    def update(
+        self,
+        updates,
+        state,
+        params=None,
+        *,
+        value_fn=None,
+        hvp_fn=None,
+        **extra_args,
+    ):
         del updates, extra_args
         check_params("trust_region", params)
         check_value_fn("trust_region", value_fn)
@@ -153,17 +197,29 @@ class _TrustRegion(eqx.Module):
         x = params
         dtype = mt.point_dtype(x)
         cast = lambda value: jnp.asarray(value, dtype)
-        fx, egrad = jax.value_and_grad(value_fn)(x)
-        fx = cast(fx)
-        rgrad = geometry.to_tangent(
-            x, mt.tree_cast_like(geometry.gradient(x, egrad), x)
+        same = jnp.all(
+            jnp.stack(
+                [
+                    jnp.array_equal(a, b)
+                    for a, b in zip(
+                        jtu.tree_leaves(x), jtu.tree_leaves(state.point), strict=True
+                    )
+                ]
+            )
         )
+        fx, egrad, norm = jax.lax.cond(
+            same,
+            lambda: (state.value, state.egrad, state.grad_norm),
+            lambda: self._evaluate(value_fn, x),
+        )
+        rgrad = self._rgrad(x, egrad)
+        hessian = geometry.hessian(value_fn, x, egrad, hvp_fn)
         max_inner = total_size(x) if self.max_inner is None else self.max_inner
         eta, Heta, stop = truncated_cg(
             geometry,
             x,
             rgrad,
-            lambda v: mt.tree_cast_like(geometry.hvp(value_fn, x, egrad, v), x),
+            lambda v: mt.tree_cast_like(hessian(v), x),
             state.radius,
             kappa=cast(self.kappa),
             theta=cast(self.theta),
@@ -171,11 +227,18 @@ class _TrustRegion(eqx.Module):
             max_inner=max_inner,
         )
         proposal = geometry.move(x, eta, self.retraction)
+        # The point the caller will hold if the step is accepted, exactly as
+        # `optax.apply_updates(x, proposal - x)` computes it: its value and gradient
+        # are kept in the state for the next update.
+        candidate = jtu.tree_map(
+            lambda a, b: (a + (b - a).astype(a.dtype)).astype(a.dtype), x, proposal
+        )
+        f_candidate, g_candidate, norm_candidate = self._evaluate(value_fn, candidate)
         # The ratio of actual to predicted decrease, both regularized by a few
         # hundred ulp of `f` (as pymanopt does) so that rounding near convergence
         # neither rejects good steps nor divides 0 by 0.
         regularization = 1e3 * jnp.finfo(dtype).eps * jnp.maximum(1, jnp.abs(fx))
-        actual = fx - cast(value_fn(proposal)) + regularization
+        actual = fx - f_candidate + regularization
         predicted = (
             -cast(geometry.inner(x, rgrad, eta))
             - 0.5 * cast(geometry.inner(x, eta, Heta))
@@ -195,7 +258,15 @@ class _TrustRegion(eqx.Module):
         accept = model_decreased & (rho > cast(self.acceptance))
         new_params = _where(accept, proposal, x)
         count = optax.safe_int32_increment(state.count)
-        return mt.difference(new_params, x), TrustRegionState(count, radius)
+        new_state = TrustRegionState(
+            count,
+            radius,
+            _where(accept, candidate, x),
+            jnp.where(accept, f_candidate, fx),
+            _where(accept, g_candidate, egrad),
+            jnp.where(accept, norm_candidate, norm),
+        )
+        return mt.difference(new_params, x), new_state
 
 
 def trust_region(
@@ -221,6 +292,24 @@ def trust_region(
     `max_radius`) when $\\rho > 3/4$ and the step reached the boundary. `updates` is
     zero on a rejected step. `value_fn` (the objective) is keyword-only and required;
     `grads` is not used.
+
+    The Hessian-vector products inside truncated CG dominate the cost. By default
+    they are forward-over-reverse autodiff of `value_fn`, which for a quadratic form
+    such as $x^\\top A x$ costs *two* products with $A$ ($A v$ and $A^\\top v$, since
+    JAX does not know $A$ is symmetric). Two ways to make it one:
+
+    - pass the keyword argument `hvp_fn(x, v)`, returning the Euclidean
+      Hessian-vector product $\\nabla^2 f(x)\\, v$ (in the coordinates of `params`),
+      next to `value_fn`: `update(grads, state, params, value_fn=f, hvp_fn=h)`, e.g.
+      `h = lambda x, v: 2 * (A @ v)`. It is used for every HVP; the gradient still
+      comes from `value_fn`.
+    - or give the objective hand-written derivatives with `jax.custom_jvp`: a rule
+      that returns `2 * (A @ x) @ v` as the tangent of `x @ (A @ x)` makes both the
+      gradient and the HVP of autodiff cost one product with $A$ each.
+
+    The state keeps $f$, its gradient and the gradient norm at the point the update
+    moved to, so an outer iteration evaluates `value_fn` and its gradient once, at
+    the proposed point (see [`TrustRegionState`][geomhess.optim.TrustRegionState]).
 
     The radius, the inner products of truncated CG and the Hessian (the covariant
     Hessian with one index raised, or the Riemannian Hessian of a manifold) are all
