@@ -1,10 +1,9 @@
 """The invariant Newton step."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_finite, check_point
+from ._checks import check_finite, check_point, raise_if
 from ._geometry import as_connection, as_metric
 from ._hessian import covariant_hessian, covariant_hvp
 from ._tree import tree_axpy, tree_scale
@@ -29,7 +28,7 @@ def newton_step(f, connection, x, *, damping=0.0, metric=None):
     so damped steps stay invariant too.
 
     For a 1-D point the system is solved densely (LU); for a pytree point it is
-    solved matrix-free by GMRES on `covariant_hvp` (the system is symmetric but
+    solved matrix-free by MINRES on `covariant_hvp` (the system is symmetric but
     indefinite away from minima).
 
     Args:
@@ -61,7 +60,7 @@ def newton_step(f, connection, x, *, damping=0.0, metric=None):
             H = H + damping * metric.matrix(x)
         eta = jnp.linalg.solve(H, minus_df)
     else:
-        eta = symmetric_solve(apply, minus_df)
+        eta = symmetric_solve(apply, minus_df, caller="newton_step")
     leaves = jax.tree_util.tree_leaves(eta)
     bad = jnp.any(jnp.stack([~jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
-    return eqx.error_if(eta, bad, _SINGULAR_MSG)
+    return raise_if(eta, bad, _SINGULAR_MSG)

@@ -166,6 +166,21 @@ def test_lanczos_repeated_eigenvalues_restart():
     assert np.all(np.asarray(result.residuals) < 1e-8)
 
 
+def test_lanczos_restarts_in_the_metric_inner_product():
+    # G = 2 I (a constant, non-Euclidean metric: Z = G V is stored): E = H / 2 has
+    # two distinct eigenvalues, so the Krylov space breaks down after two steps and
+    # the iteration restarts; the residuals are floored at eps ||T||, never 0.
+    f = lambda x: 0.5 * jnp.sum(x**2) + x[0] ** 2
+    metric = gh.metrics.Diagonal(lambda x: 2.0 * jnp.ones_like(x))
+    x = jnp.ones(8, jnp.float64)
+    result = gh.linalg.shape_operator_eigenvalues(
+        f, metric, x, key=jr.key(15), k=8, num_iterations=8
+    )
+    assert_close(result.eigenvalues, np.array([1.5] + [0.5] * 7), rtol=1e-10)
+    residuals = np.asarray(result.residuals)
+    assert np.all(residuals < 1e-8) and np.all(residuals > 0)
+
+
 # ---------------------------------------------------------------------------------
 # Stochastic Lanczos quadrature
 # ---------------------------------------------------------------------------------
@@ -393,3 +408,122 @@ def test_float32_follows_dtype():
         assert leaf.dtype == jnp.float32
     dense_eig = np.asarray(_invariants(f, metric, x).eigenvalues)
     assert_close(values.eigenvalues, dense_eig[::-1][:2], rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------
+# Krylov solves: conjugate gradients and MINRES
+# ---------------------------------------------------------------------------------
+
+
+def _symmetric(d, eigenvalues, seed):
+    Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))[0]
+    return (Q * eigenvalues) @ Q.T
+
+
+def _rhs(d, seed):
+    return np.random.default_rng(seed).standard_normal(d)
+
+
+def test_cg_matches_dense_solve():
+    d = 60
+    A = _symmetric(d, np.logspace(-2, 1, d), 40)
+    b = _rhs(d, 41)
+    x = jax.jit(lambda b: gh.linalg.cg_solve(lambda v: jnp.asarray(A) @ v, b))(
+        jnp.asarray(b)
+    )
+    # The default float64 rtol is 100 eps; the condition number is 1e3.
+    assert_close(x, np.linalg.solve(A, b), rtol=1e-10)
+    # A looser tolerance is honoured: fewer steps, a larger residual.
+    loose = gh.linalg.cg_solve(lambda v: jnp.asarray(A) @ v, jnp.asarray(b), rtol=1e-3)
+    residual = np.linalg.norm(A @ np.asarray(loose) - b) / np.linalg.norm(b)
+    assert 1e-8 < residual <= 1e-3
+
+
+def test_minres_matches_dense_solve_on_indefinite_systems():
+    d = 50
+    eigenvalues = np.concatenate([-np.logspace(-1, 1, 20), np.logspace(-1, 1, d - 20)])
+    A = _symmetric(d, eigenvalues, 42)
+    b = _rhs(d, 43)
+    solve = jax.jit(
+        lambda b: gh.linalg.symmetric_solve(lambda v: jnp.asarray(A) @ v, b, rtol=1e-13)
+    )
+    assert_close(solve(jnp.asarray(b)), np.linalg.solve(A, b), rtol=1e-10)
+
+
+def test_minres_on_a_system_where_restarted_gmres_failed():
+    # A spectrum symmetric about zero, `+-linspace(0.1, 10)`: lineax's GMRES with
+    # restart 20 (the previous `symmetric_solve`) returned NaN here.
+    d = 50
+    eigenvalues = np.concatenate(
+        [-np.linspace(0.1, 10, d // 2), np.linspace(0.1, 10, d - d // 2)]
+    )
+    A = _symmetric(d, eigenvalues, 44)
+    b = _rhs(d, 45)
+    x = gh.linalg.symmetric_solve(lambda v: jnp.asarray(A) @ v, jnp.asarray(b))
+    assert_close(x, np.linalg.solve(A, b), rtol=1e-9)
+
+
+def test_krylov_solves_on_pytrees():
+    d = 30
+    A = _symmetric(d, np.concatenate([-np.ones(10), np.linspace(0.5, 3, d - 10)]), 46)
+    b_flat = _rhs(d, 47)
+    b = {"W": jnp.asarray(b_flat[:20].reshape(4, 5)), "c": jnp.asarray(b_flat[20:])}
+    unravel = ravel_pytree(b)[1]
+    mvp = lambda v: unravel(jnp.asarray(A) @ ravel_pytree(v)[0])
+    x = gh.linalg.symmetric_solve(mvp, b, rtol=1e-13)
+    assert jtu.tree_structure(x) == jtu.tree_structure(b)
+    assert_close(ravel_pytree(x)[0], np.linalg.solve(A, b_flat), rtol=1e-10)
+    # CG on the SPD operator A^2 + I.
+    spd = A @ A + np.eye(d)
+    mvp_spd = lambda v: unravel(jnp.asarray(spd) @ ravel_pytree(v)[0])
+    x = gh.linalg.cg_solve(mvp_spd, b, rtol=1e-13)
+    assert_close(ravel_pytree(x)[0], np.linalg.solve(spd, b_flat), rtol=1e-10)
+
+
+@pytest.mark.parametrize("solve", [gh.linalg.cg_solve, gh.linalg.symmetric_solve])
+def test_krylov_solve_derivatives_are_implicit(solve):
+    # d/ds of (s A)^-1 b = -(1/s) x, and d/db of 1^T (s A)^-1 b = (s A)^-1 1, through
+    # `custom_linear_solve` (not through the iterations); and `vmap`.
+    d = 20
+    A = jnp.asarray(_symmetric(d, np.linspace(0.5, 4.0, d), 48))
+    b = jnp.asarray(_rhs(d, 49))
+    s = jnp.asarray(2.0, jnp.float64)
+    x = lambda s, b: solve(lambda v: s * (A @ v), b, rtol=1e-13)
+    _, dx = jax.jvp(lambda s: x(s, b), (s,), (jnp.ones((), jnp.float64),))
+    assert_close(dx, -x(s, b) / s, rtol=1e-10)
+    expected = np.linalg.solve(2.0 * np.asarray(A), np.ones(d))
+    grad = jax.grad(lambda b: jnp.sum(x(s, b)))(b)
+    assert_close(grad, expected, rtol=1e-10)
+    batched = jax.vmap(lambda b: x(s, b))(jnp.stack([b, jnp.ones(d, jnp.float64)]))
+    assert_close(batched[1], expected, rtol=1e-10)
+
+
+def test_krylov_solve_errors():
+    d = 20
+    indefinite = jnp.asarray(_symmetric(d, np.linspace(-1.0, 1.0, d), 50))
+    spd = jnp.asarray(_symmetric(d, np.logspace(-3, 0, d), 51))
+    b = jnp.asarray(_rhs(d, 52))
+    with pytest.raises(Exception, match="not positive definite"):
+        jax.block_until_ready(gh.linalg.cg_solve(lambda v: indefinite @ v, b))
+    with pytest.raises(Exception, match="not positive definite"):
+        jax.block_until_ready(gh.linalg.cg_solve(lambda v: -spd @ v, b))
+    with pytest.raises(Exception, match="did not reach the tolerance"):
+        jax.block_until_ready(gh.linalg.cg_solve(lambda v: spd @ v, b, max_steps=3))
+    with pytest.raises(Exception, match="did not reach the tolerance"):
+        jax.block_until_ready(
+            gh.linalg.symmetric_solve(lambda v: indefinite @ v, b, max_steps=3)
+        )
+    # A singular system with `b` outside the range: MINRES cannot reach the
+    # tolerance, and says so instead of returning garbage.
+    singular = jnp.asarray(_symmetric(d, np.concatenate([[0.0], np.ones(d - 1)]), 53))
+    with pytest.raises(Exception, match="did not reach the tolerance"):
+        jax.block_until_ready(gh.linalg.symmetric_solve(lambda v: singular @ v, b))
+    with pytest.raises(ValueError, match="`max_steps`"):
+        gh.linalg.cg_solve(lambda v: spd @ v, b, max_steps=0)
+    with pytest.raises(ValueError, match="`rtol`"):
+        gh.linalg.symmetric_solve(lambda v: spd @ v, b, rtol=-1.0)
+    with pytest.raises(ValueError, match="`mvp\\(b\\)`"):
+        gh.linalg.cg_solve(lambda v: v[:3], b)
+    # b = 0 gives x = 0 at once.
+    zero = gh.linalg.cg_solve(lambda v: spd @ v, jnp.zeros(d, jnp.float64))
+    assert float(jnp.max(jnp.abs(zero))) == 0.0

@@ -201,6 +201,26 @@ def test_raise_index_inverts_mvp_and_needs_damping():
         jax.block_until_ready(traced(jnp.asarray(0.0, F64)))
 
 
+def test_raise_index_solver_options():
+    params, inputs, *_, tangent = _problem(6)
+    # A looser tolerance is honoured (the residual is above the default's) ...
+    loose = gh.metrics.GaussNewton(_tanh_mlp, inputs, damping=1e-2, rtol=1e-3)
+    raised = loose.raise_index(params, tangent)
+    residual = ravel_pytree(loose.mvp(params, raised))[0] - ravel_pytree(tangent)[0]
+    relative = float(
+        jnp.linalg.norm(residual) / jnp.linalg.norm(ravel_pytree(tangent)[0])
+    )
+    assert relative <= 1e-3
+    # ... and too few steps raise, naming the metric.
+    capped = gh.metrics.Fisher(_tanh_mlp, inputs, "gaussian", damping=1e-2, max_steps=2)
+    with pytest.raises(Exception, match="Fisher.raise_index.*did not reach"):
+        jax.block_until_ready(capped.raise_index(params, tangent))
+    with pytest.raises(ValueError, match="`max_steps`"):
+        gh.metrics.GaussNewton(_tanh_mlp, inputs, damping=1e-2, max_steps=0)
+    with pytest.raises(ValueError, match="`rtol`"):
+        gh.metrics.Fisher(_tanh_mlp, inputs, damping=1e-2, rtol=-1.0)
+
+
 def test_construction_errors():
     params, inputs, *_, tangent = _problem(7)
     with pytest.raises(ValueError, match="unknown `loss_hessian"):

@@ -154,6 +154,7 @@ class _FlatShapeOperator(eqx.Module):
     connection: object
     x: object
     unravel: Callable
+    euclidean: bool = eqx.field(static=True)
 
     def hvp(self, v):
         from .._hessian import covariant_hvp
@@ -172,6 +173,12 @@ class _FlatShapeOperator(eqx.Module):
         """`E v = G^{-1} H v`."""
         return self.raise_index(self.hvp(v))
 
+    def run_lanczos(self, v0, num_iterations, key):
+        """[`lanczos`][] on this operator; for `G = I` without storing `Z = G V`."""
+        if self.euclidean:
+            return lanczos(self.hvp, None, None, v0, num_iterations, key)
+        return lanczos(self.hvp, self.raise_index, self.mvp, v0, num_iterations, key)
+
 
 def _flat_operator(caller, f, metric, x):
     # Imported here: `geomhess.metrics` imports `geomhess.linalg` for its solves.
@@ -189,10 +196,11 @@ def _flat_operator(caller, f, metric, x):
     metric = as_metric(caller, metric)
     # The Levi-Civita connection of the Euclidean metric is flat: skip its (zero)
     # contraction, so the naive quantities cost exactly one Hessian-vector product.
-    connection = Flat() if isinstance(metric, Euclidean) else LeviCivita(metric)
+    euclidean = isinstance(metric, Euclidean)
+    connection = Flat() if euclidean else LeviCivita(metric)
     x = check_finite(caller, x)
     flat, unravel = ravel_pytree(x)
-    return _FlatShapeOperator(f, metric, connection, x, unravel), flat
+    return _FlatShapeOperator(f, metric, connection, x, unravel, euclidean), flat
 
 
 def _check_key(caller, key):
@@ -372,9 +380,7 @@ def _ritz_impl(f, metric, x, key, num_iterations, vectors):
     op, flat = _flat_operator("shape_operator_eigenvalues", f, metric, x)
     start_key, restart_key = jr.split(key)
     v0 = jr.normal(start_key, flat.shape, flat.dtype)
-    decomposition = lanczos(
-        op.hvp, op.raise_index, op.mvp, v0, num_iterations, restart_key
-    )
+    decomposition = op.run_lanczos(v0, num_iterations, restart_key)
     theta, S, residuals = tridiagonal_eigh(decomposition)
     # Ritz vectors y_i = V^T S[:, i], an (m, d) block.
     ritz_vectors = S.T @ decomposition.basis if vectors else None
@@ -476,9 +482,7 @@ def _slq_nodes_weights(op, flat, key, num_probes, num_iterations, batch_size):
     def probe(key_):
         probe_key, restart_key = jr.split(key_)
         z = jr.rademacher(probe_key, flat.shape, flat.dtype)
-        decomposition = lanczos(
-            op.hvp, op.raise_index, op.mvp, z, num_iterations, restart_key
-        )
+        decomposition = op.run_lanczos(z, num_iterations, restart_key)
         theta, S, _ = tridiagonal_eigh(decomposition)
         c = decomposition.basis @ z
         weights = decomposition.start_norm * (c @ S) * S[0]

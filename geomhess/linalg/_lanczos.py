@@ -9,10 +9,11 @@ builds a `G`-orthonormal basis `V` of a Krylov space and a symmetric tridiagonal
 generalized eigenvalues of the pencil `(H, G)`. No `d x d` matrix is formed: each
 step costs one application of `H` and one of `G^{-1}`, and the images `Z = G V` are
 carried along (as `G w = H v - sum_j c_j G v_j`), so `G` itself is applied only when
-the iteration restarts.
+the iteration restarts. For `G = I` (the naive, calculus quantities) `Z = V` is not
+stored.
 
 The vectors here are flat `(d,)` arrays (a pytree point is raveled with
-`jax.flatten_util.ravel_pytree` by the callers); the basis is stored as two
+`jax.flatten_util.ravel_pytree` by the callers); the basis is stored as one or two
 `(m, d)` arrays, `O(m d)` memory.
 """
 
@@ -54,18 +55,19 @@ def _orthogonalize(w, Gw, V, Z):
     # Classical Gram-Schmidt applied twice against every stored vector ("twice is
     # enough", Giraud et al. 2005): full reorthogonalization keeps `V` G-orthonormal
     # to working precision, so no spurious copies of converged Ritz values appear.
-    # Rows of `V` not yet filled are zero and contribute nothing.
+    # Rows of `V` not yet filled are zero and contribute nothing. `Z = None` means
+    # `G = I` (then `Z = V` and `Gw = w`).
     for _ in range(2):
-        c = Z @ w
+        c = (V if Z is None else Z) @ w
         w = w - c @ V
-        Gw = Gw - c @ Z
+        Gw = w if Z is None else Gw - c @ Z
     return w, Gw
 
 
 def lanczos(
     apply_h: Callable,
-    apply_g_inv: Callable,
-    apply_g: Callable,
+    apply_g_inv: Callable | None,
+    apply_g: Callable | None,
     v0: Float[Array, " d"],
     num_iterations: int,
     key,
@@ -80,10 +82,18 @@ def lanczos(
     basis, `T` gets a zero there, and `beta_j` is recorded in `dropped`. So with
     `m = d` the Ritz values are all the eigenvalues, even with repeated ones.
 
+    The steps run in an inner `lax.while_loop` that stops at `m` or at a
+    breakdown; an outer `lax.while_loop` (re)starts it, from `v0` the first time
+    and from a random vector after each breakdown. The `(m, d)` basis is
+    therefore never an operand of a per-step conditional (which made XLA copy it
+    at every step, about doubling the cost of a step at network scale).
+
     Args:
         apply_h: `v -> H v` on flat `(d,)` vectors (symmetric `H`).
-        apply_g_inv: `w -> G^{-1} w`.
-        apply_g: `v -> G v` (used once at the start and at restarts).
+        apply_g_inv: `w -> G^{-1} w`, or `None` for `G = I`.
+        apply_g: `v -> G v` (used once at the start and at restarts), or `None`
+            for `G = I`. With `G = I` (both `None`) the images `Z = G V` are not
+            stored, which saves one `(m, d)` array.
         v0: the start vector, shape `(d,)`, not `G`-orthogonal to the wanted
             eigenvectors (a random vector is, almost surely).
         num_iterations: `m <= d`, a static int.
@@ -93,25 +103,48 @@ def lanczos(
         A [`LanczosDecomposition`][]. Cost: `m` applications of `H` and of `G^{-1}`,
         `1 +` (number of restarts) of `G`, and `O(m^2 d)` flops.
     """
+    if (apply_g is None) != (apply_g_inv is None):
+        raise ValueError(
+            "`lanczos`: pass both `apply_g` and `apply_g_inv`, or neither (G = I)."
+        )
+    euclidean = apply_g is None
     (d,) = v0.shape
     m = num_iterations
     dtype = v0.dtype
     tol = float(np.sqrt(np.finfo(dtype).eps))
 
-    Gv0 = apply_g(v0)
-    start_norm = jnp.sqrt(jnp.maximum(jnp.vdot(v0, Gv0), 0))
-    safe = jnp.where(start_norm > 0, start_norm, 1)
-    V = jnp.zeros((m, d), dtype).at[0].set(v0 / safe)
-    Z = jnp.zeros((m, d), dtype).at[0].set(Gv0 / safe)
-    alphas = jnp.zeros((m,), dtype)
-    betas = jnp.zeros((m,), dtype)
-    restarted = jnp.zeros((m,), bool)
+    state = dict(
+        V=jnp.zeros((m, d), dtype),
+        Z=None if euclidean else jnp.zeros((m, d), dtype),
+        alphas=jnp.zeros((m,), dtype),
+        betas=jnp.zeros((m,), dtype),
+        restarted=jnp.zeros((m,), bool),
+        start_norm=jnp.zeros((), dtype),
+        j=jnp.zeros((), jnp.int32),  # the row of the current basis vector
+        broke=jnp.zeros((), bool),
+    )
 
-    def step(j, state):
-        V, Z, alphas, betas, restarted = state
+    def start(s):
+        # Row `j` of the basis: `v0` normalized (j = 0), or after a breakdown a
+        # random vector G-orthogonalized against the basis.
+        j = s["j"]
+        r = jnp.where(j == 0, v0, jr.normal(jr.fold_in(key, j), (d,), dtype))
+        r, Gr = _orthogonalize(r, r if euclidean else apply_g(r), s["V"], s["Z"])
+        norm = jnp.sqrt(jnp.maximum(jnp.vdot(r, Gr), 0))
+        safe = jnp.where(norm > 0, norm, 1)
+        s = dict(s)
+        s["V"] = s["V"].at[j].set(r / safe)
+        if not euclidean:
+            s["Z"] = s["Z"].at[j].set(Gr / safe)
+        s["start_norm"] = jnp.where(j == 0, norm, s["start_norm"])
+        s["broke"] = jnp.zeros((), bool)
+        return s
+
+    def step(s):
+        j, V, Z = s["j"], s["V"], s["Z"]
         v = V[j]
         h = apply_h(v)
-        w = apply_g_inv(h)
+        w = h if euclidean else apply_g_inv(h)
         alpha = jnp.vdot(v, h)
         image_norm = jnp.sqrt(jnp.maximum(jnp.vdot(h, w), 0))
         # `G w = H v` before orthogonalization; `_orthogonalize` keeps the pair
@@ -119,38 +152,34 @@ def lanczos(
         w, Gw = _orthogonalize(w, h, V, Z)
         beta = jnp.sqrt(jnp.maximum(jnp.vdot(w, Gw), 0))
         breakdown = beta <= tol * image_norm
+        # On a breakdown row `j + 1` stays zero and the outer loop fills it; at the
+        # last step `j + 1 == m` is out of bounds and the write is dropped.
+        scale = jnp.where(breakdown | ~(beta > 0), 0, 1 / jnp.where(beta > 0, beta, 1))
+        s = dict(s)
+        s["V"] = V.at[j + 1].set(scale * w, mode="drop")
+        if not euclidean:
+            s["Z"] = Z.at[j + 1].set(scale * Gw, mode="drop")
+        s["alphas"] = s["alphas"].at[j].set(alpha)
+        s["betas"] = s["betas"].at[j].set(beta)
+        s["restarted"] = s["restarted"].at[j].set(breakdown)
+        s["j"] = j + 1
+        s["broke"] = breakdown
+        return s
 
-        def restart(_):
-            r = jr.normal(jr.fold_in(key, j), (d,), dtype)
-            r, Gr = _orthogonalize(r, apply_g(r), V, Z)
-            norm = jnp.sqrt(jnp.maximum(jnp.vdot(r, Gr), 0))
-            norm = jnp.where(norm > 0, norm, 1)
-            return r / norm, Gr / norm
+    def run(s):
+        s = start(s)
+        return jax.lax.while_loop(lambda s: (s["j"] < m) & ~s["broke"], step, s)
 
-        def proceed(_):
-            norm = jnp.where(beta > 0, beta, 1)
-            return w / norm, Gw / norm
-
-        v_next, z_next = jax.lax.cond(breakdown, restart, proceed, None)
-        # At the last step `j + 1 == m` is out of bounds and the write is dropped.
-        V = V.at[j + 1].set(v_next, mode="drop")
-        Z = Z.at[j + 1].set(z_next, mode="drop")
-        alphas = alphas.at[j].set(alpha)
-        betas = betas.at[j].set(beta)
-        restarted = restarted.at[j].set(breakdown)
-        return V, Z, alphas, betas, restarted
-
-    V, Z, alphas, betas, restarted = jax.lax.fori_loop(
-        0, m, step, (V, Z, alphas, betas, restarted)
-    )
+    state = jax.lax.while_loop(lambda s: s["j"] < m, run, state)
+    betas, restarted = state["betas"], state["restarted"]
     zero = jnp.zeros((), dtype)
     return LanczosDecomposition(
-        basis=V,
-        alphas=alphas,
+        basis=state["V"],
+        alphas=state["alphas"],
         offdiag=jnp.where(restarted, zero, betas)[: m - 1],
         beta_last=betas[m - 1],
         dropped=jnp.where(restarted, betas, zero)[: m - 1],
-        start_norm=start_norm,
+        start_norm=state["start_norm"],
     )
 
 
@@ -161,7 +190,8 @@ def tridiagonal_eigh(decomposition: LanczosDecomposition):
     `y_i = V^T S[:, i]`: `||E y_i - theta_i y_i||_G <= |beta_last S[m-1, i]| +
     sum_j dropped_j |S[j, i]|`. Since `E` is `G`-self-adjoint, some eigenvalue of `E`
     lies within that distance of `theta_i` (in exact arithmetic; rounding adds
-    `O(eps ||E||)`). The bound is invariant under a change of coordinates.
+    `O(eps ||E||)`, so the bounds are floored at `eps ||T||`). The bound is
+    invariant under a change of coordinates.
     """
     alphas = decomposition.alphas
     T = (
@@ -173,4 +203,7 @@ def tridiagonal_eigh(decomposition: LanczosDecomposition):
     residuals = jnp.abs(decomposition.beta_last * S[-1]) + jnp.abs(
         decomposition.dropped
     ) @ jnp.abs(S[:-1])
-    return theta, S, residuals
+    # A computed residual is never below rounding, `eps ||T||`: floor it there, so
+    # a converged Ritz value reports a meaningful bound rather than exactly 0.
+    floor = jnp.finfo(alphas.dtype).eps * jnp.max(jnp.abs(theta))
+    return theta, S, jnp.maximum(residuals, floor)

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._checks import check_point
+from .._checks import check_point, raise_if
 from .._tree import on_basis
 from ..linalg import cg_solve, spd_solve
 from ._base import AbstractMetric
@@ -92,7 +92,7 @@ class Diagonal(AbstractMetric):
     def raise_index(self, x, w):
         diag = self.fn(x)
         bad = jnp.any(jnp.stack([jnp.any(~(d > 0)) for d in jtu.tree_leaves(diag)]))
-        diag = eqx.error_if(
+        diag = raise_if(
             diag,
             bad,
             "`metrics.Diagonal`: the metric is not positive definite here (a "
@@ -127,4 +127,6 @@ class Pullback(AbstractMetric):
     def raise_index(self, x, w):
         if isinstance(x, jax.Array) and x.ndim == 1:
             return spd_solve(self.matrix(x), w, caller="metrics.Pullback.raise_index")
-        return cg_solve(lambda v: self.mvp(x, v), w)
+        return cg_solve(
+            lambda v: self.mvp(x, v), w, caller="metrics.Pullback.raise_index"
+        )

@@ -109,8 +109,10 @@ class AbstractModelMetric(AbstractMetric):
 
     - `mvp(params, v) = J^T (Lambda (J v)) + damping v`: one JVP and one VJP of the
       model (about three forward passes), on any pytree `params`; no `d x d` matrix.
-    - `raise_index(params, w)`: conjugate gradients on `mvp` (each step one `mvp`);
-      needs `damping > 0` (see below).
+    - `raise_index(params, w)`: conjugate gradients on `mvp` (each step one `mvp`;
+      see [`cg_solve`][geomhess.linalg.cg_solve]) with the metric's `rtol`, `atol`
+      and `max_steps`; needs `damping > 0` (see below). The number of steps grows
+      like `sqrt(cond G)`, with `cond G ~ ||J^T Lambda J|| / damping`.
     - `matrix(params)`: dense, for 1-D `params` only (`mvp` vmapped over the basis).
 
     The metric depends on `params` through `J` and `Lambda`; JAX differentiates
@@ -128,6 +130,9 @@ class AbstractModelMetric(AbstractMetric):
     model: eqx.AbstractVar[Callable]
     inputs: eqx.AbstractVar[object]
     damping: eqx.AbstractVar[float | jax.Array]
+    rtol: eqx.AbstractVar[float | None]
+    atol: eqx.AbstractVar[float | None]
+    max_steps: eqx.AbstractVar[int | None]
 
     @abc.abstractmethod
     def output_curvature(self, outputs, u):
@@ -164,7 +169,14 @@ class AbstractModelMetric(AbstractMetric):
                 raise ValueError(_not_pd_without_damping(caller))
         else:
             w = eqx.error_if(w, ~(damping > 0), _not_pd_without_damping(caller))
-        return cg_solve(lambda v: self.mvp(x, v), w)
+        return cg_solve(
+            lambda v: self.mvp(x, v),
+            w,
+            rtol=self.rtol,
+            atol=self.atol,
+            max_steps=self.max_steps,
+            caller=caller,
+        )
 
 
 class GaussNewton(AbstractModelMetric):
@@ -188,6 +200,13 @@ class GaussNewton(AbstractModelMetric):
             `ell(outputs)` the callable is
             `lambda z, u: jax.jvp(jax.grad(ell), (z,), (u,))[1]`.
         damping: `lambda` in `+ lambda I`; `> 0` makes the metric positive definite.
+        rtol: the relative residual tolerance of `raise_index`'s conjugate
+            gradients, `||G u - w|| <= max(atol, rtol ||w||)`; `None` for the
+            default of [`cg_solve`][geomhess.linalg.cg_solve] (`100 eps`:
+            `2.2e-14` in float64, `1.2e-5` in float32).
+        atol: the absolute residual tolerance, `None` for `0`.
+        max_steps: the iteration cap of `raise_index` (a static int), `None` for
+            `min(10 d, 10000)`; reaching it without meeting the tolerance raises.
 
     Example:
         ```python
@@ -200,6 +219,9 @@ class GaussNewton(AbstractModelMetric):
     inputs: object
     loss_hessian: Callable
     damping: float | jax.Array
+    rtol: float | None
+    atol: float | None
+    max_steps: int | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -207,6 +229,10 @@ class GaussNewton(AbstractModelMetric):
         inputs,
         loss_hessian: str | Callable = "squared_error",
         damping: float | jax.Array = 0.0,
+        *,
+        rtol: float | None = None,
+        atol: float | None = None,
+        max_steps: int | None = None,
     ):
         if isinstance(loss_hessian, str):
             if loss_hessian not in _LOSS_CURVATURES:
@@ -222,10 +248,14 @@ class GaussNewton(AbstractModelMetric):
                 f"`(outputs, u) -> Lambda u`, got {type(loss_hessian).__name__}."
             )
         _check_damping("metrics.GaussNewton", damping)
+        _check_solver("metrics.GaussNewton", rtol, atol, max_steps)
         self.model = model
         self.inputs = inputs
         self.loss_hessian = loss_hessian
         self.damping = damping
+        self.rtol = rtol
+        self.atol = atol
+        self.max_steps = max_steps
 
     def output_curvature(self, outputs, u):
         return self.loss_hessian(outputs, u)
@@ -256,6 +286,13 @@ class Fisher(AbstractModelMetric):
         likelihood: `"categorical"` or `"gaussian"`.
         variance: the Gaussian noise variance (ignored for `"categorical"`).
         damping: `lambda` in `+ lambda I`; `> 0` makes the metric positive definite.
+        rtol: the relative residual tolerance of `raise_index`'s conjugate
+            gradients, `||G u - w|| <= max(atol, rtol ||w||)`; `None` for the
+            default of [`cg_solve`][geomhess.linalg.cg_solve] (`100 eps`:
+            `2.2e-14` in float64, `1.2e-5` in float32).
+        atol: the absolute residual tolerance, `None` for `0`.
+        max_steps: the iteration cap of `raise_index` (a static int), `None` for
+            `min(10 d, 10000)`; reaching it without meeting the tolerance raises.
     """
 
     model: Callable
@@ -263,6 +300,9 @@ class Fisher(AbstractModelMetric):
     likelihood: str = eqx.field(static=True)
     variance: float | jax.Array
     damping: float | jax.Array
+    rtol: float | None
+    atol: float | None
+    max_steps: int | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -272,6 +312,9 @@ class Fisher(AbstractModelMetric):
         *,
         variance: float | jax.Array = 1.0,
         damping: float | jax.Array = 0.0,
+        rtol: float | None = None,
+        atol: float | None = None,
+        max_steps: int | None = None,
     ):
         if likelihood not in ("categorical", "gaussian"):
             raise ValueError(
@@ -283,11 +326,15 @@ class Fisher(AbstractModelMetric):
                 f"`metrics.Fisher`: `variance` must be positive, got {variance}."
             )
         _check_damping("metrics.Fisher", damping)
+        _check_solver("metrics.Fisher", rtol, atol, max_steps)
         self.model = model
         self.inputs = inputs
         self.likelihood = likelihood
         self.variance = variance
         self.damping = damping
+        self.rtol = rtol
+        self.atol = atol
+        self.max_steps = max_steps
 
     def output_curvature(self, outputs, u):
         if self.likelihood == "categorical":
@@ -301,6 +348,20 @@ class Fisher(AbstractModelMetric):
 def _check_damping(caller: str, damping):
     if isinstance(damping, (int, float)) and not damping >= 0:
         raise ValueError(f"`{caller}`: `damping` must be >= 0, got {damping}.")
+
+
+def _check_solver(caller: str, rtol, atol, max_steps):
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, (int, float)) and not value >= 0:
+            raise ValueError(f"`{caller}`: `{name}` must be >= 0, got {value}.")
+    if max_steps is not None and (
+        isinstance(max_steps, bool)
+        or not isinstance(max_steps, (int, np.integer))
+        or max_steps < 1
+    ):
+        raise ValueError(
+            f"`{caller}`: `max_steps` must be None or an int >= 1, got {max_steps!r}."
+        )
 
 
 def _is_metric(node) -> bool:
