@@ -198,6 +198,19 @@ def mean_and_error(samples):
     return jnp.mean(samples), jnp.std(samples, ddof=1) / jnp.sqrt(jnp.asarray(n, DTYPE))
 
 
+def rademacher_like(key, x):
+    """One Rademacher array per leaf of `x` (as PyHessian draws, and geomhess too)."""
+    leaves, treedef = jtu.tree_flatten(x)
+    keys = jr.split(key, len(leaves))
+    return jtu.tree_unflatten(
+        treedef,
+        [
+            jr.rademacher(k, leaf.shape, leaf.dtype)
+            for k, leaf in zip(keys, leaves, strict=True)
+        ],
+    )
+
+
 def pyhessian_trace(loss, x, key, num_probes):
     """Hutchinson's trace the PyHessian way: `z^T H z` over Rademacher `z`.
 
@@ -206,17 +219,9 @@ def pyhessian_trace(loss, x, key, num_probes):
     (PyHessian stops early once the running mean moves less than 1e-3) and the
     probes run one after another in `lax.map`. Returns `(estimate, std_error)`.
     """
-    leaves, treedef = jtu.tree_flatten(x)
 
     def sample(k):
-        ks = jr.split(k, len(leaves))
-        z = jtu.tree_unflatten(
-            treedef,
-            [
-                jr.rademacher(kk, leaf.shape, leaf.dtype)
-                for kk, leaf in zip(ks, leaves, strict=True)
-            ],
-        )
+        z = rademacher_like(k, x)
         return tree_vdot(z, plain_hvp(loss, x, z))
 
     return mean_and_error(jax.lax.map(sample, jr.split(key, num_probes)))
@@ -227,15 +232,15 @@ def by_hand_invariant_trace(loss, scale_sq_flat, x, key, num_probes):
 
     In `psi = s theta` the Euclidean metric of `theta` is `diag(1 / s^2)`, so
     `G^{-1} H z = s^2 * H z`. The probes are drawn exactly as geomhess draws them
-    (flat Rademacher vectors from `jr.split(key, num_probes)`), so the estimate must
-    equal `gh.linalg.shape_operator_trace`'s to float32 round-off.
+    (one Rademacher array per leaf, keys from `jr.split(key, num_probes)`), so the
+    estimate must equal `gh.linalg.shape_operator_trace`'s to float32 round-off.
     """
-    flat, unravel = ravel_pytree(x)
+    scale_sq = ravel_pytree(x)[1](scale_sq_flat)
 
     def sample(k):
-        z = jr.rademacher(k, flat.shape, flat.dtype)
-        hz = ravel_pytree(plain_hvp(loss, x, unravel(z)))[0]
-        return jnp.vdot(z, scale_sq_flat * hz)
+        z = rademacher_like(k, x)
+        hz = plain_hvp(loss, x, z)
+        return tree_vdot(z, jtu.tree_map(jnp.multiply, scale_sq, hz))
 
     return mean_and_error(jax.lax.map(sample, jr.split(key, num_probes)))
 
@@ -578,7 +583,7 @@ def check_hvp(problem):
 
 
 def check_trace(theta_reference):
-    """Same probes: to round-off; different probes: within 4 combined std errors.
+    """By hand (same probes): to round-off; the others: within 4 combined std errors.
 
     `theta_reference` is the naive trace at theta the PyHessian way (other probes),
     which is the invariant trace: the metric is Euclidean in theta.
@@ -1067,7 +1072,8 @@ def render(results):
         "",
         "Checked before timing: geomhess's invariant trace equals the by-hand one with "
         f"the same probes (relative difference {ct['same probes']:.1e}); geomhess's "
-        "naive trace and the PyHessian way (different probes) differ by "
+        "naive trace and the PyHessian way (the same probes: both draw one array "
+        "per leaf from the same keys) differ by "
         f"{ct['gh_naive_psi vs pyhessian_psi']:.1f} combined standard errors; the "
         "invariant trace at psi and the naive (= invariant) trace at theta, "
         f"{values['pyhessian_theta'][0]:.5g} +- {values['pyhessian_theta'][1]:.2g} "

@@ -41,6 +41,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
 from .._checks import check_finite, check_point
+from .._tree import tree_vdot
 from ._lanczos import lanczos, tridiagonal_eigh
 
 
@@ -173,6 +174,13 @@ class _FlatShapeOperator(eqx.Module):
         """`E v = G^{-1} H v`."""
         return self.raise_index(self.hvp(v))
 
+    def apply_tree(self, v):
+        """`E v` for `v` a pytree shaped like `x`, without raveling."""
+        from .._hessian import covariant_hvp
+
+        hv = covariant_hvp(self.f, self.connection, self.x, v)
+        return self.metric.raise_index(self.x, hv)
+
     def run_lanczos(self, v0, num_iterations, key):
         """[`lanczos`][] on this operator; for `G = I` without storing `Z = G V`."""
         if self.euclidean:
@@ -241,10 +249,20 @@ def _mean_and_error(samples):
 # ---------------------------------------------------------------------------------
 
 
-def _hutchinson(op, flat, key, num_probes, batch_size):
+def _hutchinson(op, key, num_probes, batch_size):
+    # On the pytree itself, one Rademacher array per leaf: raveling each probe and
+    # unraveling each product would copy every parameter four times per probe.
+    leaves, treedef = jax.tree_util.tree_flatten(op.x)
+
     def sample(k):
-        z = jr.rademacher(k, flat.shape, flat.dtype)
-        return jnp.vdot(z, op.apply(z))
+        keys = jr.split(k, len(leaves))
+        z = treedef.unflatten(
+            [
+                jr.rademacher(k_, leaf.shape, leaf.dtype)
+                for k_, leaf in zip(keys, leaves, strict=True)
+            ]
+        )
+        return tree_vdot(z, op.apply_tree(z))
 
     samples = jax.lax.map(sample, jr.split(key, num_probes), batch_size=batch_size)
     return _mean_and_error(samples)
@@ -296,7 +314,7 @@ def _hutch_plus_plus(op, flat, key, num_probes, batch_size):
 def _trace_impl(f, metric, x, key, num_probes, method, batch_size):
     op, flat = _flat_operator("shape_operator_trace", f, metric, x)
     if method == "hutchinson":
-        estimate, error = _hutchinson(op, flat, key, num_probes, batch_size)
+        estimate, error = _hutchinson(op, key, num_probes, batch_size)
     else:
         estimate, error = _hutch_plus_plus(op, flat, key, num_probes, batch_size)
     return TraceEstimate(estimate, error, num_probes, method)
