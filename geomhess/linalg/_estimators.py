@@ -23,9 +23,10 @@ functions with `metric=gh.metrics.Euclidean()`, where the connection is flat and
 across a reparametrization shows which numbers are geometry and which are chart.
 
 Coordinates: `x` is the point in the coordinates `f` and `metric` are written in
-(any pytree of floating arrays with one dtype); probes and Krylov vectors are
-raveled with `jax.flatten_util.ravel_pytree`, and only `(k, d)` blocks (a sketch, a
-Krylov basis) are stored, never a `(d, d)` matrix. Every function takes an explicit
+(any pytree of floating arrays with one dtype); Hutchinson's probes are drawn leaf
+by leaf on the pytree, Hutch++ sketches and Krylov vectors are raveled with
+`jax.flatten_util.ravel_pytree`, and only `(k, d)` blocks (a sketch, a Krylov basis)
+are stored, never a `(d, d)` matrix. Every function takes an explicit
 `key`; with the same key the result is deterministic.
 """
 
