@@ -10,6 +10,7 @@ environment variable `EQX_ON_ERROR` (`raise`, `nan`, `breakpoint`) chooses what 
 import equinox as eqx
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 
 
 def _describe(tree):
@@ -71,6 +72,24 @@ def raise_if(tree, bad, message: str):
     """
     zero = eqx.error_if(jnp.zeros((), jnp.float32), bad, message)
     return jtu.tree_map(lambda leaf: leaf + zero.astype(leaf.dtype), tree)
+
+
+def check_solver_options(caller: str, rtol, atol, max_steps):
+    """Check a Krylov solver's options: tolerances `>= 0`, `max_steps` an int `>= 1`.
+
+    `None` means "the solver's default" and passes; traced tolerances are not checked.
+    """
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, (int, float)) and not value >= 0:
+            raise ValueError(f"`{caller}`: `{name}` must be >= 0, got {value}.")
+    if max_steps is not None and (
+        isinstance(max_steps, bool)
+        or not isinstance(max_steps, (int, np.integer))
+        or max_steps < 1
+    ):
+        raise ValueError(
+            f"`{caller}`: `max_steps` must be None or an int >= 1, got {max_steps!r}."
+        )
 
 
 def check_finite(caller: str, x):

@@ -19,12 +19,15 @@ def tree_sub(a, b):
 
 
 def tree_scale(scalar, a):
-    return jtu.tree_map(lambda leaf: (scalar * leaf).astype(leaf.dtype), a)
+    """`scalar * a`, leaf by leaf, in each leaf's dtype (the scalar is cast first)."""
+    return jtu.tree_map(lambda leaf: jnp.asarray(scalar, leaf.dtype) * leaf, a)
 
 
 def tree_axpy(scalar, a, b):
-    """`scalar * a + b`, leaf by leaf, keeping each leaf's dtype."""
-    return jtu.tree_map(lambda x, y: (scalar * x + y).astype(y.dtype), a, b)
+    """`scalar * a + b`, leaf by leaf, in each leaf's dtype (the scalar is cast first)."""
+    return jtu.tree_map(
+        lambda x, y: (jnp.asarray(scalar, x.dtype) * x + y).astype(y.dtype), a, b
+    )
 
 
 def tree_vdot(a, b):

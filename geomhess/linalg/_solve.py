@@ -24,7 +24,8 @@ import jax.scipy.linalg as jsl
 import jax.tree_util as jtu
 import numpy as np
 
-from .._checks import cholesky, raise_if
+from .._checks import check_solver_options, cholesky, raise_if
+from .._tree import tree_axpy, tree_scale
 
 
 # ---------------------------------------------------------------------------------
@@ -73,23 +74,14 @@ def _defaults(caller, b, rtol, atol, max_steps):
     size = sum(int(jnp.size(leaf)) for leaf in leaves)
     if max_steps is None:
         max_steps = min(10 * size, _MAX_STEPS_CAP)
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if isinstance(value, (int, float)) and not value >= 0:
-            raise ValueError(f"`{caller}`: `{name}` must be >= 0, got {value}.")
-    if (
-        isinstance(max_steps, bool)
-        or not isinstance(max_steps, (int, np.integer))
-        or max_steps < 1
-    ):
-        raise ValueError(
-            f"`{caller}`: `max_steps` must be an int >= 1, got {max_steps!r}."
-        )
+    check_solver_options(caller, rtol, atol, max_steps)
     return dtype, rtol, atol, int(max_steps)
 
 
 # ---------------------------------------------------------------------------------
-# Pytree arithmetic. Dot products accumulate in each leaf's dtype (a float32 network
-# gets float32 reductions, as in its own matmuls) and are summed in `dtype`.
+# Dot products on pytrees accumulate in each leaf's dtype (a float32 network gets
+# float32 reductions, as in its own matmuls) and are summed in `dtype`; `axpy` and
+# scaling are `geomhess._tree`'s.
 # ---------------------------------------------------------------------------------
 
 
@@ -99,15 +91,6 @@ def _dot(a, b, dtype):
         for x, y in zip(jtu.tree_leaves(a), jtu.tree_leaves(b), strict=True)
     ]
     return sum(terms[1:], terms[0])
-
-
-def _axpy(alpha, x, y):
-    """`alpha x + y`, leaf by leaf, in each leaf's dtype."""
-    return jtu.tree_map(lambda a, b: alpha.astype(a.dtype) * a + b, x, y)
-
-
-def _scale(alpha, x):
-    return jtu.tree_map(lambda a: alpha.astype(a.dtype) * a, x)
 
 
 def _check_mvp(caller, mvp, b):
@@ -200,11 +183,11 @@ def _cg_iterate(caller, mvp, b, dtype, rtol, atol, max_steps):
         # `eps ||A|| ||p||^2` is rounding. (Not a bound growing with `d`.)
         broken = ~(pAp > eps * a_norm * pp)
         alpha = jnp.where(broken, 0, gamma / jnp.where(broken, 1, pAp))
-        x = _axpy(alpha, p, x)
-        r = _axpy(-alpha, Ap, r)
+        x = tree_axpy(alpha, p, x)
+        r = tree_axpy(-alpha, Ap, r)
         gamma_next = jnp.where(broken, gamma, _dot(r, r, dtype))
         beta = gamma_next / jnp.where(gamma > 0, gamma, 1)
-        p = _axpy(beta, p, r)
+        p = tree_axpy(beta, p, r)
         return x, r, p, gamma_next, a_norm, step + 1, broken
 
     x, _, _, gamma, _, _, broken = jax.lax.while_loop(cond, body, init)
@@ -280,7 +263,7 @@ def _minres_iterate(caller, mvp, b, dtype, rtol, atol, max_steps):
     tol = jnp.maximum(jnp.asarray(atol, dtype), jnp.asarray(rtol, dtype) * beta1)
     zeros = jtu.tree_map(jnp.zeros_like, b)
     zero = jnp.zeros((), dtype)
-    v = _scale(1 / jnp.where(beta1 > 0, beta1, 1), b)
+    v = tree_scale(1 / jnp.where(beta1 > 0, beta1, 1), b)
     init = dict(
         x=zeros,
         v_prev=zeros,
@@ -301,9 +284,9 @@ def _minres_iterate(caller, mvp, b, dtype, rtol, atol, max_steps):
 
     def body(s):
         # One Lanczos step: beta_next v_next = A v - alpha v - beta v_prev.
-        u = _axpy(-s["beta"], s["v_prev"], mvp(s["v"]))
+        u = tree_axpy(-s["beta"], s["v_prev"], mvp(s["v"]))
         alpha = _dot(s["v"], u, dtype)
-        u = _axpy(-alpha, s["v"], u)
+        u = tree_axpy(-alpha, s["v"], u)
         beta_next = jnp.sqrt(_dot(u, u, dtype))
         # Apply the previous rotation to the new column of T, then a new rotation
         # to annihilate beta_next.
@@ -317,14 +300,14 @@ def _minres_iterate(caller, mvp, b, dtype, rtol, atol, max_steps):
         phi = cs * s["phibar"]
         phibar = sn * s["phibar"]
         # w_k = (v_k - epsln_{k-1} w_{k-2} - delta_k w_{k-1}) / gamma_k.
-        w = _scale(
+        w = tree_scale(
             1 / gamma,
-            _axpy(-delta, s["w"], _axpy(-s["epsln"], s["w_prev"], s["v"])),
+            tree_axpy(-delta, s["w"], tree_axpy(-s["epsln"], s["w_prev"], s["v"])),
         )
-        x = _axpy(phi, w, s["x"])
+        x = tree_axpy(phi, w, s["x"])
         # beta_next = 0: the Krylov space is invariant and the residual is zero
         # (phibar = 0 above), so the next basis vector is never used.
-        v_next = _scale(1 / jnp.where(beta_next > 0, beta_next, 1), u)
+        v_next = tree_scale(1 / jnp.where(beta_next > 0, beta_next, 1), u)
         return dict(
             x=x,
             v_prev=s["v"],

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
-from .._checks import check_like, check_point
+from .._checks import check_like, check_point, check_solver_options
 from .._tree import on_basis
 from ..linalg import cg_solve
 from ._base import AbstractMetric
@@ -248,7 +248,7 @@ class GaussNewton(AbstractModelMetric):
                 f"`(outputs, u) -> Lambda u`, got {type(loss_hessian).__name__}."
             )
         _check_damping("metrics.GaussNewton", damping)
-        _check_solver("metrics.GaussNewton", rtol, atol, max_steps)
+        check_solver_options("metrics.GaussNewton", rtol, atol, max_steps)
         self.model = model
         self.inputs = inputs
         self.loss_hessian = loss_hessian
@@ -326,7 +326,7 @@ class Fisher(AbstractModelMetric):
                 f"`metrics.Fisher`: `variance` must be positive, got {variance}."
             )
         _check_damping("metrics.Fisher", damping)
-        _check_solver("metrics.Fisher", rtol, atol, max_steps)
+        check_solver_options("metrics.Fisher", rtol, atol, max_steps)
         self.model = model
         self.inputs = inputs
         self.likelihood = likelihood
@@ -348,20 +348,6 @@ class Fisher(AbstractModelMetric):
 def _check_damping(caller: str, damping):
     if isinstance(damping, (int, float)) and not damping >= 0:
         raise ValueError(f"`{caller}`: `damping` must be >= 0, got {damping}.")
-
-
-def _check_solver(caller: str, rtol, atol, max_steps):
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if isinstance(value, (int, float)) and not value >= 0:
-            raise ValueError(f"`{caller}`: `{name}` must be >= 0, got {value}.")
-    if max_steps is not None and (
-        isinstance(max_steps, bool)
-        or not isinstance(max_steps, (int, np.integer))
-        or max_steps < 1
-    ):
-        raise ValueError(
-            f"`{caller}`: `max_steps` must be None or an int >= 1, got {max_steps!r}."
-        )
 
 
 def _is_metric(node) -> bool:
