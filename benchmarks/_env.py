@@ -1,4 +1,5 @@
-"""What every benchmark records beside its numbers: the machine and the versions."""
+"""What every benchmark shares: the machine and versions it records, how it formats
+times and ratios, and how it writes its results block into a markdown file."""
 
 import importlib.metadata
 import os
@@ -61,3 +62,49 @@ def versions(*packages):
     except (OSError, subprocess.CalledProcessError):
         pass
     return out
+
+
+def fmt_time(seconds):
+    """A duration for a table cell: µs, ms or s, three significant figures or so."""
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def fmt_ratio(x):
+    return "-" if x is None else (f"{x:.0f}x" if x >= 100 else f"{x:.2f}x")
+
+
+def run_header(meta, environment="geomhess environment", device="Machine"):
+    """The lines every results block opens with: when, how, on what, with what."""
+    m = meta["machine"]
+    return [
+        f"Measured {meta['date']} with `{meta['command']}` "
+        f"({'quick smoke run: not for comparison' if meta['quick'] else 'full run'}; "
+        f"total {meta['total_s']:.0f} s).",
+        "",
+        f"- {device}: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, {m['os']}; "
+        f"JAX devices: {m['jax_devices']}. Load average (1 min) "
+        f"{meta['load_before']:.1f} before and {meta['load_after']:.1f} after the run "
+        "(a shared machine: other jobs ran alongside).",
+        f"- {environment}: "
+        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+        + f"; `OPENBLAS_NUM_THREADS={meta['openblas_threads']}`.",
+    ]
+
+
+def write_results_block(path, block, begin, end):
+    """Replace the text between the markers `begin` and `end` of `path` (or append them)."""
+    path = pathlib.Path(path)
+    text = path.read_text() if path.exists() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{block}{end}{tail}"
+    else:
+        text = f"{text.rstrip()}\n\n{begin}\n{block}{end}\n".lstrip()
+    path.write_text(text)

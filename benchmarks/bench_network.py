@@ -51,7 +51,13 @@ import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
 import numpy as np  # noqa: E402
-from _env import machine_info, versions  # noqa: E402
+from _env import (  # noqa: E402
+    fmt_time,
+    machine_info,
+    run_header,
+    versions,
+    write_results_block,
+)
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
@@ -898,16 +904,6 @@ def run_gauss_newton(problem, inputs, config):
 # Report
 
 
-def fmt_time(seconds):
-    if seconds is None:
-        return "-"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.2f} s"
-
-
 def fmt_mib(nbytes):
     return "-" if nbytes is None else f"{nbytes / 2**20:.1f}"
 
@@ -980,21 +976,9 @@ def render(results):
         results["eig"],
     )
     goals, checks = results["goals"], results["checks"]
-    m = meta["machine"]
-    lines = [
-        f"Measured {meta['date']} with `{meta['command']}` "
-        f"({'quick smoke run: not for comparison' if meta['quick'] else 'full run'}; "
-        f"total {meta['total_s']:.0f} s).",
-        "",
-        f"- Device: CPU only, {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, "
-        f"{m['os']}; JAX devices: {m['jax_devices']}. Load average (1 min) "
-        f"{meta['load_before']:.1f} before and {meta['load_after']:.1f} after the run "
-        "(a shared machine: other jobs ran alongside).",
+    lines = run_header(meta, "Environment (float32, x64 off)", "Device (CPU only)") + [
         "- No GPU: the device tool lends no GPU to this task, so the ~100M-parameter "
         "GPU run the issue asks for where one is lent was not done.",
-        "- Environment: "
-        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
-        + f"; `OPENBLAS_NUM_THREADS={meta['openblas_threads']}`; float32, x64 off.",
         f"- Network: tanh MLP {meta['sizes']}, {meta['n_params']:,} parameters (a dict "
         f"of float32 arrays `w0, b0, ...`), MSE on a fixed synthetic batch of "
         f"{meta['batch']}. Per-layer chart `gh.charts.Scale({meta['scales']})`, "
@@ -1225,19 +1209,6 @@ def goal_lines(results):
     return out
 
 
-def write_block(path, block):
-    """Replace the text between the results markers of `path` (or append them)."""
-    path = pathlib.Path(path)
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = f"{head}{BEGIN}\n{block}{END}{tail}"
-    else:
-        text = f"{text.rstrip()}\n\n{BEGIN}\n{block}{END}\n".lstrip()
-    path.write_text(text)
-
-
 # --------------------------------------------------------------------------------------
 
 
@@ -1367,7 +1338,7 @@ def main(argv=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1, default=str))
     if args.out:
-        write_block(args.out, block)
+        write_results_block(args.out, block, BEGIN, END)
         print(f"wrote {args.out}")
 
 

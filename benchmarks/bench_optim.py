@@ -56,7 +56,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-from _env import machine_info, versions  # noqa: E402
+from _env import fmt_ratio, fmt_time, machine_info, run_header, versions  # noqa: E402
 
 import geomhess as gh  # noqa: E402
 
@@ -754,20 +754,6 @@ def best_peer(timings, which):
 # Report
 
 
-def fmt_time(seconds):
-    if seconds is None:
-        return "-"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def fmt_ratio(x):
-    return "-" if x is None else (f"{x:.0f}x" if x >= 100 else f"{x:.2f}x")
-
-
 def problem_title(name, problem):
     if problem["kind"] == "rayleigh":
         start = (
@@ -846,19 +832,7 @@ def adam_label(name):
 
 def render(results, tr_problems):
     meta, peer = results["meta"], results["peer_versions"]
-    lines = [
-        f"Measured {meta['date']} with `{meta['command']}` "
-        f"({'quick smoke run: not for comparison' if meta['quick'] else 'full run'}; "
-        f"total {meta['total_s']:.0f} s).",
-        "",
-        f"- Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, "
-        f"{meta['machine']['memory']} RAM, {meta['machine']['os']}; JAX devices: "
-        f"{meta['machine']['jax_devices']}. Load average (1 min) "
-        f"{meta['load_before']:.1f} before and {meta['load_after']:.1f} after the run "
-        "(a shared machine: other jobs ran alongside).",
-        "- geomhess environment: "
-        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
-        + f"; `OPENBLAS_NUM_THREADS={meta['openblas_threads']}`.",
+    lines = run_header(meta) + [
         "- Peer environment (`.venv-optim-peers`): "
         + ", ".join(f"{k} {v}" for k, v in peer.items())
         + f"; `OPENBLAS_NUM_THREADS={meta['openblas_threads']}`.",

@@ -58,7 +58,14 @@ import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
 import numpy as np  # noqa: E402
-from _env import machine_info, versions  # noqa: E402
+from _env import (  # noqa: E402
+    fmt_ratio,
+    fmt_time,
+    machine_info,
+    run_header,
+    versions,
+    write_results_block,
+)
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
@@ -474,38 +481,11 @@ def bench_mlp(sizes, batch, *, rounds, round_s, seed):
 # Report
 
 
-def fmt_time(seconds):
-    if seconds is None:
-        return "-"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.2f} s"
-
-
-def fmt_ratio(x):
-    return "-" if x is None else (f"{x:.0f}x" if x >= 100 else f"{x:.2f}x")
-
-
 def render(results):
     """The markdown block that goes between the README's markers."""
     meta, dense, mlp = results["meta"], results["dense"], results["mlp"]
     peer = results["peer"]
-    lines = [
-        f"Measured {meta['date']} with `{meta['command']}` "
-        f"({'quick smoke run: not for comparison' if meta['quick'] else 'full run'}; "
-        f"total {meta['total_s']:.0f} s).",
-        "",
-        f"- Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, "
-        f"{meta['machine']['memory']} RAM, {meta['machine']['os']}; JAX devices: "
-        f"{meta['machine']['jax_devices']}. Load average (1 min) "
-        f"{meta['load_before']:.1f} before and {meta['load_after']:.1f} after the run "
-        "(a shared machine: other jobs ran alongside).",
-        "- geomhess environment: "
-        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
-        + f"; `OPENBLAS_NUM_THREADS={meta['openblas_threads']}`.",
-    ]
+    lines = run_header(meta)
     if peer["versions"] is not None:
         lines.append(
             "- geomstats environment (`.venv-geomstats`): "
@@ -654,19 +634,6 @@ def evaluate_goals(results):
     return goals
 
 
-def write_readme(path, block):
-    """Replace the text between the results markers of `path` (or append them)."""
-    path = pathlib.Path(path)
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = f"{head}{BEGIN}\n{block}{END}{tail}"
-    else:
-        text = f"{text.rstrip()}\n\n{BEGIN}\n{block}{END}\n".lstrip()
-    path.write_text(text)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -775,7 +742,7 @@ def main(argv=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1))
     if args.out:
-        write_readme(args.out, block)
+        write_results_block(args.out, block, BEGIN, END)
         print(f"wrote {args.out}")
 
 
