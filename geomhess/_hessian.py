@@ -35,6 +35,16 @@ def riemannian_gradient(f, metric, x):
     return metric.raise_index(x, jax.grad(f)(x))
 
 
+def covariant_from_euclidean_hvp(connection, x, v, df, hv):
+    """`hv - Gamma^k_ij v^j df_k`: the covariant HVP from the Euclidean one and `df`.
+
+    The one place the connection enters a Hessian-vector product; used by
+    `covariant_hvp` and wherever the Euclidean HVP comes from elsewhere (a user's
+    hand-written HVP, `Coordinate.ehvp_to_rhvp`).
+    """
+    return tree_sub(hv, connection.contract_covector(x, v, df))
+
+
 def covariant_hvp(f, connection, x, v):
     """The covariant Hessian applied to a vector: `(d^2 f - Gamma^k_ij df_k) v`, matrix-free.
 
@@ -59,7 +69,7 @@ def covariant_hvp(f, connection, x, v):
     connection = as_connection("covariant_hvp", connection)
     x = check_finite("covariant_hvp", x)
     df, hv = jax.jvp(jax.grad(f), (x,), (v,))
-    return tree_sub(hv, connection.contract_covector(x, v, df))
+    return covariant_from_euclidean_hvp(connection, x, v, df, hv)
 
 
 # Up to this dimension the dense Christoffel array (`d` JVPs of `G`) is cheaper than

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 
 from .._geodesic import exp_map, second_order_retraction
+from .._hessian import covariant_from_euclidean_hvp
 from .._tree import tree_scale, tree_sub
 from ..connections import LeviCivita
 from ..metrics import AbstractMetric
@@ -86,8 +87,8 @@ class Coordinate(AbstractManifold):
         return self.metric.raise_index(x, egrad)
 
     def ehvp_to_rhvp(self, x, egrad, ehvp, v):
-        correction = self.connection.contract_covector(x, v, egrad)
-        return self.metric.raise_index(x, tree_sub(ehvp, correction))
+        hv = covariant_from_euclidean_hvp(self.connection, x, v, egrad, ehvp)
+        return self.metric.raise_index(x, hv)
 
     def retract(self, x, v):
         """$x + v - \\frac12\\Gamma(v, v)$: the second-order retraction."""

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 
 from .._geodesic import exp_map, second_order_retraction
-from .._hessian import covariant_hvp
+from .._hessian import covariant_from_euclidean_hvp, covariant_hvp
 from .._tree import tree_add, tree_sub
 from ..connections import AbstractConnection, LeviCivita
 from ..manifolds import (
@@ -64,8 +64,10 @@ class CoordinateGeometry(eqx.Module):
         metric = self.require_metric("hvp")
 
         def hessian(v):
-            correction = self.connection.contract_covector(x, v, egrad)
-            return metric.raise_index(x, tree_sub(hvp_fn(x, v), correction))
+            hv = covariant_from_euclidean_hvp(
+                self.connection, x, v, egrad, hvp_fn(x, v)
+            )
+            return metric.raise_index(x, hv)
 
         return hessian
 
