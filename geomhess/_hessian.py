@@ -3,9 +3,19 @@
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_finite, check_like, check_point
+from ._checks import (
+    check_finite,
+    check_like,
+    check_point,
+    nonfinite,
+    nonfinite_msg,
+    nonfinite_or_not_pd_msg,
+    raise_if,
+)
 from ._geometry import as_connection, as_metric
 from ._tree import basis, on_basis, tree_sub
+from .connections import LeviCivita
+from .connections._levi_civita import christoffel_and_flag
 
 
 def _check_scalar(caller, f, x):
@@ -97,11 +107,17 @@ def covariant_hessian(f, connection, x):
         return on_basis(lambda v: covariant_hvp(f, connection, x, v), x)
     _check_scalar("covariant_hessian", f, x)
     connection = as_connection("covariant_hessian", connection)
-    x = check_finite("covariant_hessian", x)
     df, hessian = jax.vmap(
         lambda e: jax.jvp(jax.grad(f), (x,), (e,)), out_axes=(None, -1)
     )(basis(x))
-    return hessian - jnp.einsum("kij,k->ij", connection.christoffel(x), df)
+    if isinstance(connection, LeviCivita):
+        # Its check (finite point, metric PD) is ORed into ours: one conditional.
+        gamma, bad = christoffel_and_flag(connection.metric, x)
+        message = nonfinite_or_not_pd_msg("covariant_hessian")
+    else:
+        gamma = connection.christoffel(x)
+        bad, message = nonfinite(x), nonfinite_msg("covariant_hessian")
+    return raise_if(hessian - jnp.einsum("kij,k->ij", gamma, df), bad, message)
 
 
 def shape_operator(f, metric, x):

@@ -108,6 +108,31 @@ def test_nan_input():
             call()
 
 
+def test_nan_input_on_the_dense_christoffel_paths():
+    # A constant metric stays finite at a NaN point, so only the point check can
+    # catch it; christoffel and the dense covariant_hessian (d <= 4) fold that check
+    # and the positive-definiteness one into one conditional.
+    x = jnp.array([np.nan, 1.0])
+    constant = gh.LeviCivita(gh.metrics.FromFunction(lambda q: jnp.eye(2)))
+    for call in (
+        lambda: constant.christoffel(x),
+        lambda: gh.covariant_hessian(_loss, constant, x),
+        lambda: gh.covariant_hessian(_loss, gh.connections.Flat(), x),
+        lambda: jax.jit(constant.christoffel)(x),
+    ):
+        with pytest.raises(Exception, match="contains NaN or inf"):
+            jax.block_until_ready(call())
+    indefinite = gh.LeviCivita(
+        gh.metrics.FromFunction(lambda q: jnp.diag(jnp.array([1.0, -1.0])))
+    )
+    for call in (
+        lambda: indefinite.christoffel(jnp.ones(2)),
+        lambda: gh.covariant_hessian(_loss, indefinite, jnp.ones(2)),
+    ):
+        with pytest.raises(eqx.EquinoxRuntimeError, match="not positive definite"):
+            call()
+
+
 def test_singular_newton_system():
     with pytest.raises(eqx.EquinoxRuntimeError, match="singular"):
         gh.newton_step(lambda x: x[0] ** 2, gh.connections.Flat(), jnp.ones(2))
