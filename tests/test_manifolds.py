@@ -303,6 +303,24 @@ def test_ehvp_to_rhvp(case, getkey):
     assert_close(m.inner(x, hv, u), (q_plus - q_minus) / 4, rtol=rtol)
 
 
+@pytest.mark.parametrize(
+    "m", [gm.Sphere(5), gm.Stiefel(5, 2)], ids=["sphere", "stiefel"]
+)
+def test_weingarten_is_the_derivative_of_the_projection(m, getkey):
+    # Absil, Mahony, Trumpf: W_x(v, n) = P_x((D_v P)(x)[n]) for tangent v, normal n.
+    x = m.random_point(getkey(), dtype=jnp.float64)
+    v = m.random_tangent(getkey(), x)
+    ambient = jr.normal(getkey(), x.shape, jnp.float64)
+    n = ambient - m.to_tangent(x, ambient)
+    derivative = jax.jvp(lambda y: m.to_tangent(y, n), (x,), (v,))[1]
+    expected = m.to_tangent(x, derivative)
+    assert_close(m.weingarten(x, v, n), expected, rtol=tol(jnp.float64))
+    # ... and the Hessian operator is P(h) + W(v, n) for the normal part of egrad.
+    h, g = jr.normal(getkey(), x.shape, jnp.float64), jnp.asarray(ambient)
+    expected = m.to_tangent(x, h) + m.weingarten(x, v, n)
+    assert_close(m.ehvp_to_rhvp(x, g, h, v), expected, rtol=tol(jnp.float64))
+
+
 def test_coordinate_rhvp_is_covariant_hvp(getkey):
     case = ALL_MANIFOLDS["coordinate_stretched"]
     m, x = _setup(case, getkey)

@@ -119,19 +119,41 @@ class AbstractEmbeddedManifold(AbstractManifold):
 
     - `inner(x, u, v)` $= \\langle u, v \\rangle$, the ambient dot product;
     - `egrad_to_rgrad(x, g)` $= P_x g$ (`to_tangent`);
-    - `ehvp_to_rhvp(x, g, h, v)` $= P_x h + W_x(v, g - P_x g)$, with $W$ the
-      Weingarten map (`weingarten`), applied to the normal part of the gradient.
+    - `ehvp_to_rhvp(x, g, h, v)` $= P_x h + W_x(v, n)$ with $n = g - P_x g$ the
+      normal part of the gradient and $W$ the Weingarten map (`weingarten`).
 
-    Subclasses implement `weingarten` and the rest of the abstract methods.
+    Subclasses implement `weingarten_operator(x, n)`, which returns `v -> w`: an
+    ambient vector whose tangent part is the Weingarten map, $W_x(v, n) = P_x w$ (the
+    derivative of the projection along $v$ applied to $n$, $(D_v P_x)\\, n$, is one).
+    Then $\\operatorname{Hess} f(x)[v] = P_x(h + w)$ costs one projection, and
+    `hessian_operator(x, g)` computes what depends on `x` and `g` alone once, for
+    solvers that apply the Hessian to many `v`.
 
     [^absil]: Absil, Mahony, Trumpf, *An extrinsic look at the Riemannian Hessian*,
         GSI 2013, Theorem 1.
     """
 
     @abc.abstractmethod
+    def weingarten_operator(self, x, normal):
+        """`v -> w` for a normal vector `n` at `x`: `w` is an ambient vector whose
+        tangent part is the Weingarten map $W_x(v, n)$ of a tangent `v`. What depends
+        on `x` and `n` alone is computed here, once."""
+
     def weingarten(self, x, v, normal):
-        """The Weingarten map $W_x(v, n)$ for a tangent `v` and a normal vector `n` at
-        `x`; it returns a tangent vector at `x`."""
+        """The Weingarten map $W_x(v, n)$: a tangent vector at `x`."""
+        return self.to_tangent(x, self.weingarten_operator(x, normal)(v))
+
+    def hessian_operator(self, x, egrad):
+        """`(ehvp, v) -> ehvp_to_rhvp(x, egrad, ehvp, v)`, with the normal part of
+        `egrad` and the Weingarten map's precomputation done once, for a solver
+        (truncated CG, Lanczos) that applies the Hessian at `x` to many `v`."""
+        normal = jtu.tree_map(jnp.subtract, egrad, self.to_tangent(x, egrad))
+        ambient = self.weingarten_operator(x, normal)
+
+        def apply(ehvp, v):
+            return self.to_tangent(x, jtu.tree_map(jnp.add, ehvp, ambient(v)))
+
+        return apply
 
     def inner(self, x, u, v):
         return tree_vdot(u, v)
@@ -140,11 +162,7 @@ class AbstractEmbeddedManifold(AbstractManifold):
         return self.to_tangent(x, egrad)
 
     def ehvp_to_rhvp(self, x, egrad, ehvp, v):
-        tangent_part = self.to_tangent(x, egrad)
-        normal = jtu.tree_map(jnp.subtract, egrad, tangent_part)
-        return jtu.tree_map(
-            jnp.add, self.to_tangent(x, ehvp), self.weingarten(x, v, normal)
-        )
+        return self.hessian_operator(x, egrad)(ehvp, v)
 
 
 def normal(key, shape, dtype=None):

@@ -51,8 +51,10 @@ class Sphere(AbstractEmbeddedManifold):
         self._check("to_manifold", x)
         return x / jnp.linalg.norm(x)
 
-    def weingarten(self, x, v, normal):
-        return -jnp.dot(x, normal) * v
+    def weingarten_operator(self, x, normal):
+        # W_x(v, n) = -(x . n) v, already tangent for a tangent `v`.
+        scale = -jnp.dot(x, normal)
+        return lambda v: scale * v
 
     def retract(self, x, v):
         """$(x + v)/\\lVert x + v\\rVert$: the metric projection, second order."""

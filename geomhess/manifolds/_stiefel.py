@@ -80,8 +80,10 @@ class Stiefel(AbstractEmbeddedManifold):
         self._check("to_manifold", x)
         return _polar(x)
 
-    def weingarten(self, x, v, normal):
-        return -self.to_tangent(x, v @ sym(x.T @ normal))
+    def weingarten_operator(self, x, normal):
+        # W_X(V, N) = -P_X(V sym(X^T N)); `ehvp_to_rhvp` projects once for both terms.
+        s = -sym(x.T @ normal)
+        return lambda v: v @ s
 
     def retract(self, x, v):
         """The polar retraction $\\mathrm{polar}(X + V)$, second order."""
