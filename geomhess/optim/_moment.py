@@ -89,19 +89,13 @@ def _span_step(arrays, p, rule, gram, combine):
 
     A vector is `sum_i arrays[i] @ C[i]` with `(p, p)` blocks `C[i]`, stacked as a
     `(len(arrays) p, p)` matrix `C`; the ambient dot products of two vectors are
-    `C^T K C'` with `K` the Gram matrix of `arrays` (one pass over them). The
-    formulas are `Stiefel`'s (`Sphere`'s with `p = 1`): projection
-    `v - x sym(x^T v)`, polar retraction `z (z^T z)^{-1/2}` and transport by
-    projection at the new point.
+    `C^T K C'` with `K = gram(arrays)` the Gram matrix of `arrays`. The formulas
+    are `Stiefel`'s (`Sphere`'s with `p = 1`): projection `v - x sym(x^T v)`, polar
+    retraction `z (z^T z)^{-1/2}` and transport by projection at the new point.
     """
     k = len(arrays)
     dtype = arrays[0].dtype
-    blocks = [[None] * k for _ in range(k)]
-    for i in range(k):
-        for j in range(i, k):
-            blocks[i][j] = gram(arrays[i], arrays[j])
-            blocks[j][i] = blocks[i][j].T
-    K = jnp.block(blocks)
+    K = gram(arrays)
     eye = jnp.eye(p, dtype=dtype)
     unit = [
         jnp.zeros((k * p, p), dtype).at[i * p : (i + 1) * p].set(eye) for i in range(k)
@@ -143,8 +137,15 @@ def _span_step(arrays, p, rule, gram, combine):
 def _(manifold: Sphere, x, egrad, moment, rule: MomentRule):
     manifold._check("moment_step", x)
 
-    def gram(a, b):
-        return jnp.reshape(jnp.dot(a, b), (1, 1))
+    def gram(arrays):
+        # One `dot` per pair: XLA:CPU runs these vector dots faster than one
+        # `(n, 3)` product (whose operand it would first have to assemble).
+        k = len(arrays)
+        rows = [[None] * k for _ in range(k)]
+        for i in range(k):
+            for j in range(i, k):
+                rows[i][j] = rows[j][i] = jnp.dot(arrays[i], arrays[j])
+        return jnp.array(rows)
 
     def combine(arrays, c):
         # Elementwise, so the whole pass fuses into one loop (and with the
@@ -165,8 +166,12 @@ def _(manifold: Stiefel, x, egrad, moment, rule: MomentRule):
     manifold._check("moment_step", x)
     p = manifold.p
 
-    def gram(a, b):
-        return a.T @ b
+    def gram(arrays):
+        # One `(n, k p)` product instead of a skinny `(n, p)` one per pair: the
+        # Gram matrix 1.5x faster at `Stiefel(100_000, 10)`, concatenation
+        # included (the whole step a few percent).
+        stacked = jnp.concatenate(arrays, axis=1)
+        return stacked.T @ stacked
 
     def combine(arrays, c):
         # `sum_i arrays[i] @ c[i]` written out as `3 p` broadcast products: XLA:CPU
