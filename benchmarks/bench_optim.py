@@ -631,9 +631,10 @@ def bench_tr(tr_problems, peers, tmp, *, rounds, round_s, budget_s, min_rounds):
 
 def adam_step_fns(problem):
     """`label -> (step, carry)` for the JAX contenders: `radam` on the manifold,
-    `optax.adam` on an unconstrained array of the same shape, and the floor:
-    `optax.adam` fed the gradient projected onto the tangent space, the least
-    Riemannian work any Riemannian Adam does (no retraction, no transport)."""
+    `optax.adam` on an unconstrained array of the same shape, and a reference:
+    `optax.adam` fed the gradient projected onto the tangent space (what the
+    projection alone adds to `optax.adam`; no retraction or transport, so it
+    leaves the manifold)."""
     x0 = jnp.asarray(problem["x0"])
     g = jnp.asarray(problem["g"])
     manifold = manifold_of(problem)
@@ -641,7 +642,7 @@ def adam_step_fns(problem):
     for label, opt, project in (
         ("gh_radam", gh.optim.radam(LR, manifold), False),
         ("optax_adam", optax.adam(LR), False),
-        ("floor_adam", optax.adam(LR), True),
+        ("projected_adam", optax.adam(LR), True),
     ):
 
         @jax.jit
@@ -818,17 +819,11 @@ def evaluate_goals(results, tr_problems):
         ratio = t["gh_radam"]["steady_s"] / t["optax_adam"]["steady_s"]
         best, threads = best_peer(t, "geoopt")
         peer = best / t["gh_radam"]["steady_s"]
-        floor = t["floor_adam"]["steady_s"] / t["optax_adam"]["steady_s"]
-        verdict = (
-            f"the floor (Adam on the projected gradient) is already {floor:.2f}x, so "
-            "no Riemannian Adam reaches the goal on this machine"
-            if floor > GOAL_ADAM
-            else f"the floor (Adam on the projected gradient) is {floor:.2f}x"
-        )
+        projected = t["projected_adam"]["steady_s"] / t["optax_adam"]["steady_s"]
         goals.append(
             f"`radam` on {adam_label(name)}: radam / optax.adam = {ratio:.2f}x "
-            f"(goal <= {GOAL_ADAM}x): {'met' if ratio <= GOAL_ADAM else 'NOT met'}, "
-            f"{verdict}; "
+            f"(goal <= {GOAL_ADAM}x): {'met' if ratio <= GOAL_ADAM else 'NOT met'} "
+            f"(`optax.adam` on the projected gradient: {projected:.2f}x); "
             f"geoopt ({threads} torch thread{'s' if threads > 1 else ''}, its faster "
             f"setting) / radam = {peer:.2f}x (goal > 1): "
             f"{'met' if peer > 1 else 'NOT met'}."
@@ -901,15 +896,15 @@ def render(results, tr_problems):
         "of the same shape. geoopt uses `geoopt.Sphere` and `geoopt.EuclideanStiefel` "
         "(the embedded metric, as geomhess; its retraction is QR where geomhess's is "
         'the polar factor). Medians over rotating rounds; "best rounds" is the '
-        "ratio of the fastest rounds, the least disturbed by other jobs. The floor "
-        "is `optax.adam` fed the gradient projected onto the tangent space "
-        "(`manifold.to_tangent`): the least Riemannian work any Riemannian Adam "
-        "must do, with no retraction and no transport; where floor / adam exceeds "
-        f"{GOAL_ADAM}x, the goal is out of reach on this machine for any "
-        "implementation.",
+        "ratio of the fastest rounds, the least disturbed by other jobs. For "
+        "reference, `optax.adam` fed the gradient projected onto the tangent space "
+        "(`manifold.to_tangent`; no retraction or transport, so it leaves the "
+        "manifold): what the projection alone adds to `optax.adam`. It is not a "
+        "floor: `radam` keeps one second moment per manifold (a scalar), so it "
+        "skips Adam's elementwise square root and division and can be faster.",
         "",
         "| parameters | floats | `gh.optim.radam` | `optax.adam` | radam / adam "
-        "| same, best rounds | floor: adam on the projected gradient | floor / adam "
+        "| same, best rounds | adam on the projected gradient | that / adam "
         "| geoopt `RiemannianAdam`, 1 / 2 torch threads "
         "| `torch.optim.Adam`, 1 / 2 threads | geoopt (faster) / radam "
         "| radam 1st call |",
@@ -925,8 +920,8 @@ def render(results, tr_problems):
             f"| {fmt_time(t['optax_adam']['steady_s'])} "
             f"| {fmt_ratio(ours / t['optax_adam']['steady_s'])} "
             f"| {fmt_ratio(t['gh_radam']['best_s'] / t['optax_adam']['best_s'])} "
-            f"| {fmt_time(t['floor_adam']['steady_s'])} "
-            f"| {fmt_ratio(t['floor_adam']['steady_s'] / t['optax_adam']['steady_s'])} "
+            f"| {fmt_time(t['projected_adam']['steady_s'])} "
+            f"| {fmt_ratio(t['projected_adam']['steady_s'] / t['optax_adam']['steady_s'])} "
             f"| {fmt_time(t['geoopt@1']['steady_s'])} / "
             f"{fmt_time(t['geoopt@2']['steady_s'])} "
             f"| {fmt_time(t['torch_adam@1']['steady_s'])} / "
