@@ -1,12 +1,16 @@
 """Riemannian gradient, covariant Hessian (matrix-free and dense) and shape operator."""
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg as jsl
 
 from ._checks import (
     check_finite,
     check_like,
     check_point,
+    cholesky_factor,
     nonfinite,
     nonfinite_msg,
     nonfinite_or_not_pd_msg,
@@ -15,7 +19,7 @@ from ._checks import (
 from ._geometry import as_connection, as_metric
 from ._tree import basis, on_basis, tree_sub
 from .connections import LeviCivita
-from .connections._levi_civita import christoffel_and_flag
+from .connections._levi_civita import lowered_christoffel
 
 
 def _check_scalar(caller, f, x):
@@ -84,18 +88,57 @@ def covariant_hvp(f, connection, x, v):
 
 # Up to this dimension the dense Christoffel array (`d` JVPs of `G`) is cheaper than
 # `d` covariant HVPs (three metric derivatives each); the crossover measured with
-# benchmarks/run.py's metric is between d = 4 and d = 5.
+# benchmarks/run.py's metric is between d = 4 and d = 5. (Connections other than
+# Levi-Civita, whose symbols of the first kind are not at hand.)
 _DENSE_CHRISTOFFEL_MAX_D = 4
+# Up to this dimension the Levi-Civita covariant Hessian is built densely from the
+# symbols of the first kind: faster than `d` covariant HVPs at every `d` measured
+# (3 to 60; 3x at d = 30), but it holds `d^3` metric derivatives.
+_DENSE_LEVI_CIVITA_MAX_D = 128
+
+
+class DenseHessian(NamedTuple):
+    """The dense covariant Hessian of a Levi-Civita connection and its by-products."""
+
+    hessian: jax.Array  # nabla^2 f, (d, d)
+    df: jax.Array  # the differential, (d,)
+    gradient: jax.Array  # the Riemannian gradient G^{-1} df, (d,)
+    cholesky: jax.Array  # L with G = L L^T, lower triangular
+    bad: jax.Array  # the run-time check, not yet raised: x not finite or G not PD
+
+
+def dense_levi_civita_hessian(caller: str, f, metric, x) -> DenseHessian:
+    """`nabla^2 f = d^2 f - Gamma_{l,ij} (G^{-1} df)^l` from one factorization of `G`.
+
+    Contracting the symbols of the first kind with the Riemannian gradient needs one
+    solve, where raising them (`christoffel`) needs `G^{-1}` and a `d^4` product.
+    The check is returned, not raised, so that a caller can OR in its own.
+    """
+    _check_scalar(caller, f, x)
+    df, hessian = jax.vmap(
+        lambda e: jax.jvp(jax.grad(f), (x,), (e,)), out_axes=(None, -1)
+    )(basis(x))
+    G, lowered = lowered_christoffel(metric, x)
+    L, not_pd = cholesky_factor(G)
+    gradient = jsl.cho_solve((L, True), df)
+    return DenseHessian(
+        hessian=hessian - jnp.einsum("lij,l->ij", lowered, gradient),
+        df=df,
+        gradient=gradient,
+        cholesky=L,
+        bad=nonfinite(x) | not_pd,
+    )
 
 
 def covariant_hessian(f, connection, x):
     """The covariant Hessian `nabla^2 f = d^2 f - Gamma^k_ij df_k`, a `(d, d)` array.
 
     A tensor everywhere, not only at critical points: under `psi = phi(theta)` it
-    transforms as `J^{-T} H J^{-1}`. Built from `covariant_hvp` on the basis vectors
-    (the gradient and the metric solve are shared across columns); for `d <= 4`,
-    where it is cheaper, from the dense `connection.christoffel(x)` instead (the same
-    numbers, tested).
+    transforms as `J^{-T} H J^{-1}`. For the Levi-Civita connection (up to
+    `d = 128`) it is `d^2 f - Gamma_{l,ij} (G^{-1} df)^l`, from `d` JVPs of `G` and
+    one Cholesky factorization; otherwise it is `covariant_hvp` on the basis vectors
+    (for `d <= 4`, the dense `connection.christoffel(x)`). The paths give the same
+    numbers (tested).
 
     Args:
         f: a scalar function of a 1-D point.
@@ -103,21 +146,20 @@ def covariant_hessian(f, connection, x):
         x: the point, shape `(d,)`.
     """
     check_point("covariant_hessian", x, flat=True)
-    if x.shape[0] > _DENSE_CHRISTOFFEL_MAX_D:
+    connection = as_connection("covariant_hessian", connection)
+    d = x.shape[0]
+    if isinstance(connection, LeviCivita) and d <= _DENSE_LEVI_CIVITA_MAX_D:
+        dense = dense_levi_civita_hessian("covariant_hessian", f, connection.metric, x)
+        message = nonfinite_or_not_pd_msg("covariant_hessian")
+        return raise_if(dense.hessian, dense.bad, message)
+    if isinstance(connection, LeviCivita) or d > _DENSE_CHRISTOFFEL_MAX_D:
         return on_basis(lambda v: covariant_hvp(f, connection, x, v), x)
     _check_scalar("covariant_hessian", f, x)
-    connection = as_connection("covariant_hessian", connection)
     df, hessian = jax.vmap(
         lambda e: jax.jvp(jax.grad(f), (x,), (e,)), out_axes=(None, -1)
     )(basis(x))
-    if isinstance(connection, LeviCivita):
-        # Its check (finite point, metric PD) is ORed into ours: one conditional.
-        gamma, bad = christoffel_and_flag(connection.metric, x)
-        message = nonfinite_or_not_pd_msg("covariant_hessian")
-    else:
-        gamma = connection.christoffel(x)
-        bad, message = nonfinite(x), nonfinite_msg("covariant_hessian")
-    return raise_if(hessian - jnp.einsum("kij,k->ij", gamma, df), bad, message)
+    out = hessian - jnp.einsum("kij,k->ij", connection.christoffel(x), df)
+    return raise_if(out, nonfinite(x), nonfinite_msg("covariant_hessian"))
 
 
 def shape_operator(f, metric, x):
@@ -133,6 +175,10 @@ def shape_operator(f, metric, x):
     """
     check_point("shape_operator", x, flat=True)
     metric = as_metric("shape_operator", metric)
+    if x.shape[0] <= _DENSE_LEVI_CIVITA_MAX_D:
+        dense = dense_levi_civita_hessian("shape_operator", f, metric, x)
+        shape = jsl.cho_solve((dense.cholesky, True), dense.hessian)
+        return raise_if(shape, dense.bad, nonfinite_or_not_pd_msg("shape_operator"))
     connection = as_connection("shape_operator", metric)
     return on_basis(
         lambda v: metric.raise_index(x, covariant_hvp(f, connection, x, v)), x

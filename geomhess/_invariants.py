@@ -6,10 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._checks import check_finite, check_point
+from ._checks import check_finite, check_point, nonfinite_or_not_pd_msg, raise_if
 from ._geometry import as_connection, as_metric
-from ._hessian import covariant_hessian
+from ._hessian import (
+    _DENSE_LEVI_CIVITA_MAX_D,
+    covariant_hessian,
+    dense_levi_civita_hessian,
+)
 from .linalg import generalized_eigvalsh
+from .linalg._eigen import eigvalsh_from_cholesky
 from .metrics import Euclidean
 
 
@@ -59,9 +64,18 @@ def hessian_invariants(f, metric, x) -> HessianInvariants:
     """
     check_point("hessian_invariants", x, flat=True)
     metric = as_metric("hessian_invariants", metric)
-    x = check_finite("hessian_invariants", x)
-    H = covariant_hessian(f, as_connection("hessian_invariants", metric), x)
-    eigenvalues = generalized_eigvalsh(H, metric.matrix(x), caller="hessian_invariants")
+    if x.shape[0] <= _DENSE_LEVI_CIVITA_MAX_D:
+        # One factorization of G for the Hessian and the eigenproblem, one check.
+        dense = dense_levi_civita_hessian("hessian_invariants", f, metric, x)
+        eigenvalues = eigvalsh_from_cholesky(dense.hessian, dense.cholesky)
+        message = nonfinite_or_not_pd_msg("hessian_invariants")
+        eigenvalues = raise_if(eigenvalues, dense.bad, message)
+    else:
+        x = check_finite("hessian_invariants", x)
+        H = covariant_hessian(f, as_connection("hessian_invariants", metric), x)
+        eigenvalues = generalized_eigvalsh(
+            H, metric.matrix(x), caller="hessian_invariants"
+        )
     return _invariants_from_eigenvalues(eigenvalues)
 
 
@@ -134,14 +148,24 @@ def classify_critical_point(
     metric = (
         Euclidean() if metric is None else as_metric("classify_critical_point", metric)
     )
-    x = check_finite("classify_critical_point", x)
     default_tol = float(np.sqrt(np.finfo(x.dtype).eps))
     grad_tol = default_tol if grad_tol is None else grad_tol
     eig_tol = default_tol if eig_tol is None else eig_tol
 
-    df = jax.grad(f)(x)
-    gradient_norm = jnp.sqrt(jnp.maximum(jnp.vdot(df, metric.raise_index(x, df)), 0))
-    eigenvalues = hessian_invariants(f, metric, x).eigenvalues
+    caller = "classify_critical_point"
+    if x.shape[0] <= _DENSE_LEVI_CIVITA_MAX_D:
+        dense = dense_levi_civita_hessian(caller, f, metric, x)
+        eigenvalues = eigvalsh_from_cholesky(dense.hessian, dense.cholesky)
+        gradient_norm = jnp.sqrt(jnp.maximum(jnp.vdot(dense.df, dense.gradient), 0))
+        eigenvalues, gradient_norm = raise_if(
+            (eigenvalues, gradient_norm), dense.bad, nonfinite_or_not_pd_msg(caller)
+        )
+    else:
+        x = check_finite(caller, x)
+        df = jax.grad(f)(x)
+        gradient = metric.raise_index(x, df)
+        gradient_norm = jnp.sqrt(jnp.maximum(jnp.vdot(df, gradient), 0))
+        eigenvalues = hessian_invariants(f, metric, x).eigenvalues
     scale = jnp.max(jnp.abs(eigenvalues))
     threshold = eig_tol * scale
     positive = eigenvalues > threshold

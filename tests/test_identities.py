@@ -112,6 +112,31 @@ def test_dense_and_matrix_free_agree(seed, d):
     assert_close(gh.hessian_invariants(f, metric, x).eigenvalues, eig, rtol=1e-9)
 
 
+@pytest.mark.parametrize("seed, d", [(10, 3), (11, 6)])
+def test_large_d_path_agrees_with_the_dense_levi_civita_path(seed, d, monkeypatch):
+    # Above `_DENSE_LEVI_CIVITA_MAX_D` the operators switch to covariant HVPs on the
+    # basis and a separate generalized eigensolve; force that switch at small d.
+    import geomhess._hessian as hessian_module
+    import geomhess._invariants as invariants_module
+
+    metric, f, x = _setup(seed, d)
+    connection = gh.LeviCivita(metric)
+
+    def everything():
+        return (
+            gh.covariant_hessian(f, connection, x),
+            gh.shape_operator(f, metric, x),
+            gh.hessian_invariants(f, metric, x).eigenvalues,
+            gh.classify_critical_point(f, x, metric).gradient_norm,
+        )
+
+    dense = everything()
+    for module in (hessian_module, invariants_module):
+        monkeypatch.setattr(module, "_DENSE_LEVI_CIVITA_MAX_D", 0)
+    for a, b in zip(dense, everything(), strict=True):
+        assert_close(a, b, rtol=RTOL)
+
+
 def test_matrix_free_metrics_on_pytrees():
     # A diagonal metric on a dict of parameters: the matrix-free path never flattens.
     params = {"w": jnp.array([[0.5, -1.0], [2.0, 0.3]]), "b": jnp.array([0.1, -0.2])}

@@ -74,20 +74,31 @@ class LeviCivita(AbstractConnection):
         )
 
 
-def christoffel_and_flag(metric: AbstractMetric, x):
-    """`LeviCivita(metric).christoffel(x)` with its run-time check not yet raised.
+def lowered_christoffel(metric: AbstractMetric, x):
+    """`G(x)` and the Christoffel symbols of the first kind, `Gamma_{l,ij}`.
 
-    Returns the `[k, i, j]` array and a flag: does `x` hold NaN or inf, or is `G(x)`
-    not positive definite? A caller with a check of its own (`covariant_hessian`)
-    ORs it in, so that one conditional raises for both.
+    `Gamma_{l,ij} = 1/2 (d_i g_lj + d_j g_li - d_l g_ij)`, indexed `[l, i, j]`, from
+    one vmapped `jax.jvp` of `x -> G(x)` (which also returns `G` itself). Raising `l`
+    gives `christoffel`; contracting `l` with a vector needs no inverse at all
+    (`Gamma^k_ij df_k = Gamma_{l,ij} (G^{-1} df)^l`, as `covariant_hessian` does).
     """
-    # G[l, j] once, d_metric[l, j, k] = d_k g_lj from one JVP per basis vector.
+    # d_metric[l, j, k] = d_k g_lj, one JVP per basis vector.
     G, d_metric = jax.vmap(
         lambda e: jax.jvp(metric.matrix, (x,), (e,)), out_axes=(None, -1)
     )(basis(x))
     lowered = 0.5 * (
         jnp.einsum("lji->lij", d_metric) + d_metric - jnp.einsum("ijl->lij", d_metric)
     )
+    return G, lowered
+
+
+def christoffel_and_flag(metric: AbstractMetric, x):
+    """`LeviCivita(metric).christoffel(x)` with its run-time check not yet raised.
+
+    Returns the `[k, i, j]` array and a flag: does `x` hold NaN or inf, or is `G(x)`
+    not positive definite?
+    """
+    G, lowered = lowered_christoffel(metric, x)
     L, not_pd = cholesky_factor(G)
     # G^{-1} = L^{-T} L^{-1}: one triangular solve and one product.
     L_inv = jsl.solve_triangular(L, basis(x), lower=True)

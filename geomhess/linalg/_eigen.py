@@ -14,7 +14,12 @@ def generalized_eigvalsh(A, B, *, caller: str = "generalized_eigvalsh"):
     in ascending order. Raises (through `equinox.error_if`) if `B` is not positive
     definite.
     """
-    L = cholesky(caller, B)
+    return eigvalsh_from_cholesky(A, cholesky(caller, B))
+
+
+def eigvalsh_from_cholesky(A, L):
+    """Eigenvalues of `B^{-1} A` given the Cholesky factor `L` of `B = L L^T`:
+    those of the symmetric `L^{-1} A L^{-T}`, ascending."""
     A = 0.5 * (A + A.T)
     half = jsl.solve_triangular(L, A, lower=True)
     C = jsl.solve_triangular(L, half.T, lower=True)
