@@ -86,10 +86,11 @@ def covariant_hvp(f, connection, x, v):
     return covariant_from_euclidean_hvp(connection, x, v, df, hv)
 
 
-# Up to this dimension the dense Christoffel array (`d` JVPs of `G`) is cheaper than
-# `d` covariant HVPs (three metric derivatives each); the crossover measured with
-# benchmarks/run.py's metric is between d = 4 and d = 5. (Connections other than
-# Levi-Civita, whose symbols of the first kind are not at hand.)
+# Connections other than Levi-Civita (`Flat`, a reparametrized connection) have no
+# symbols of the first kind at hand: up to this dimension their dense
+# `christoffel(x)` is contracted with `df`, above it `d` covariant HVPs are stacked.
+# (The crossover was measured for Levi-Civita, between d = 4 and 5, before its
+# faster path below; it is kept for the others, not re-measured.)
 _DENSE_CHRISTOFFEL_MAX_D = 4
 # Up to this dimension the Levi-Civita covariant Hessian is built densely from the
 # symbols of the first kind: faster than `d` covariant HVPs at every `d` measured
