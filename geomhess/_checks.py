@@ -24,17 +24,24 @@ def _describe(tree):
     return f"structure {jtu.tree_structure(tree)} with leaves [{parts}]"
 
 
-def check_point(caller: str, x, *, flat: bool = False):
-    """Check that `x` is a floating-point array (or pytree of them); `flat` asks for 1-D."""
-    leaves = jtu.tree_leaves(x)
+def check_floating(caller: str, name: str, tree):
+    """Check that `tree` (named `name` in the message, e.g. "the point `x`") is a
+    non-empty pytree of floating-point arrays."""
+    leaves = jtu.tree_leaves(tree)
     if not leaves:
-        raise ValueError(f"`{caller}`: the point `x` is an empty pytree.")
+        raise ValueError(f"`{caller}`: {name} is an empty pytree.")
     for leaf in leaves:
         if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
             raise ValueError(
-                f"`{caller}`: the point `x` must be floating point, got {_describe(x)}. "
-                "Pass e.g. `jnp.asarray(x, dtype=jnp.float64)`."
+                f"`{caller}`: {name} must be floating point, got {_describe(tree)}. "
+                "Cast it first, e.g. `jnp.asarray(value, dtype=jnp.float64)`."
             )
+
+
+def check_point(caller: str, x, *, flat: bool = False):
+    """Check that `x` is a floating-point array (or pytree of them); `flat` asks for 1-D."""
+    check_floating(caller, "the point `x`", x)
+    leaves = jtu.tree_leaves(x)
     if flat:
         if not (len(leaves) == 1 and jnp.ndim(leaves[0]) == 1 and leaves[0] is x):
             raise ValueError(
@@ -45,9 +52,9 @@ def check_point(caller: str, x, *, flat: bool = False):
             )
 
 
-def check_like(caller: str, name: str, value, x):
-    """Check that `value` (a vector or covector at `x`) has the structure, shapes and
-    dtypes of the point `x`."""
+def check_like(caller: str, name: str, value, x, x_name: str = "the point `x`"):
+    """Check that `value` (a vector or covector at `x`, say) has the structure, shapes
+    and dtypes of `x`; `value` may hold `jax.ShapeDtypeStruct`s."""
     same_structure = jtu.tree_structure(value) == jtu.tree_structure(x)
     if same_structure:
         for leaf, ref in zip(jtu.tree_leaves(value), jtu.tree_leaves(x), strict=True):
@@ -58,7 +65,7 @@ def check_like(caller: str, name: str, value, x):
                 break
     if not same_structure:
         raise ValueError(
-            f"`{caller}`: `{name}` has {_describe(value)} but the point `x` has "
+            f"`{caller}`: `{name}` has {_describe(value)} but {x_name} has "
             f"{_describe(x)}; they must match (same shapes and dtypes)."
         )
 

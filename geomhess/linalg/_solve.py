@@ -24,7 +24,13 @@ import jax.scipy.linalg as jsl
 import jax.tree_util as jtu
 import numpy as np
 
-from .._checks import check_solver_options, cholesky, raise_if
+from .._checks import (
+    check_floating,
+    check_like,
+    check_solver_options,
+    cholesky,
+    raise_if,
+)
 from .._tree import tree_axpy, tree_scale
 
 
@@ -57,15 +63,8 @@ def _scalar_dtype(tree):
 
 
 def _defaults(caller, b, rtol, atol, max_steps):
+    check_floating(caller, "the right-hand side `b`", b)
     leaves = jtu.tree_leaves(b)
-    if not leaves:
-        raise ValueError(f"`{caller}`: the right-hand side `b` is an empty pytree.")
-    for leaf in leaves:
-        if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
-            raise ValueError(
-                f"`{caller}`: the right-hand side `b` must be floating point, got a "
-                f"leaf of dtype {jnp.result_type(leaf)}."
-            )
     dtype = _scalar_dtype(b)
     if rtol is None:
         rtol = float(_RTOL_EPS * jnp.finfo(dtype).eps)
@@ -94,17 +93,7 @@ def _dot(a, b, dtype):
 
 
 def _check_mvp(caller, mvp, b):
-    out = jax.eval_shape(mvp, b)
-    same = jtu.tree_structure(out) == jtu.tree_structure(b) and all(
-        o.shape == jnp.shape(leaf) and o.dtype == jnp.result_type(leaf)
-        for o, leaf in zip(jtu.tree_leaves(out), jtu.tree_leaves(b), strict=True)
-    )
-    if not same:
-        raise ValueError(
-            f"`{caller}`: `mvp(b)` must return a pytree with the structure, shapes "
-            f"and dtypes of `b`; got {out} for `b` of structure "
-            f"{jtu.tree_structure(b)}."
-        )
+    check_like(caller, "mvp(b)", jax.eval_shape(mvp, b), b, "`b`")
 
 
 # ---------------------------------------------------------------------------------
