@@ -61,6 +61,7 @@ from _env import (  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
+from geomhess._tree import tree_random  # noqa: E402
 
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -205,16 +206,9 @@ def mean_and_error(samples):
 
 
 def rademacher_like(key, x):
-    """One Rademacher array per leaf of `x` (as PyHessian draws, and geomhess too)."""
-    leaves, treedef = jtu.tree_flatten(x)
-    keys = jr.split(key, len(leaves))
-    return jtu.tree_unflatten(
-        treedef,
-        [
-            jr.rademacher(k, leaf.shape, leaf.dtype)
-            for k, leaf in zip(keys, leaves, strict=True)
-        ],
-    )
+    """One Rademacher array per leaf of `x`, as PyHessian draws them: the same
+    probes as geomhess's estimators (`geomhess._tree.tree_random`)."""
+    return tree_random(jr.rademacher, key, x)
 
 
 def pyhessian_trace(loss, x, key, num_probes):

@@ -7,6 +7,7 @@ parameters go in as they are. These helpers are the only arithmetic on pytrees.
 
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import jax.tree_util as jtu
 
 
@@ -55,3 +56,18 @@ def on_basis(fn, x):
     object in geomhess is derived from its matrix-free form (one formula, one place).
     """
     return jax.vmap(fn, out_axes=-1)(basis(x))
+
+
+def tree_random(sample, key, x):
+    """One random array per leaf of `x`: `sample(key, shape, dtype)` with the leaf's
+    shape and dtype and one key per leaf (split from `key` in leaf order), e.g.
+    `sample=jax.random.rademacher` for Hutchinson probes on a network's parameters."""
+    leaves, treedef = jtu.tree_flatten(x)
+    keys = jr.split(key, len(leaves))
+    return jtu.tree_unflatten(
+        treedef,
+        [
+            sample(k, jnp.shape(leaf), jnp.result_type(leaf))
+            for k, leaf in zip(keys, leaves, strict=True)
+        ],
+    )

@@ -19,6 +19,7 @@ from helpers import assert_close, tol
 
 import geomhess as gh
 import geomhess.manifolds as gm
+from geomhess._tree import tree_random
 from geomhess.manifolds._functions import expm_sym, logm_sym, sqrtm_sym
 
 
@@ -140,15 +141,7 @@ def _vdot(a, b):
 
 
 def _ambient(key, x):
-    leaves, treedef = jtu.tree_flatten(x)
-    keys = jr.split(key, len(leaves))
-    return jtu.tree_unflatten(
-        treedef,
-        [
-            jr.normal(k, leaf.shape, leaf.dtype)
-            for k, leaf in zip(keys, leaves, strict=True)
-        ],
-    )
+    return tree_random(jr.normal, key, x)
 
 
 def _small_tangent(m, key, x, size):

@@ -42,7 +42,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
 from .._checks import check_finite, check_point
-from .._tree import tree_vdot
+from .._tree import tree_random, tree_vdot
 from ._lanczos import lanczos, tridiagonal_eigh
 
 
@@ -253,16 +253,8 @@ def _mean_and_error(samples):
 def _hutchinson(op, key, num_probes, batch_size):
     # On the pytree itself, one Rademacher array per leaf: raveling each probe and
     # unraveling each product would copy every parameter four times per probe.
-    leaves, treedef = jax.tree_util.tree_flatten(op.x)
-
     def sample(k):
-        keys = jr.split(k, len(leaves))
-        z = treedef.unflatten(
-            [
-                jr.rademacher(k_, leaf.shape, leaf.dtype)
-                for k_, leaf in zip(keys, leaves, strict=True)
-            ]
-        )
+        z = tree_random(jr.rademacher, k, op.x)
         return tree_vdot(z, op.apply_tree(z))
 
     samples = jax.lax.map(sample, jr.split(key, num_probes), batch_size=batch_size)

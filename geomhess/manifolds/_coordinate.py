@@ -2,13 +2,12 @@
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
 from .._geodesic import exp_map, second_order_retraction
 from .._hessian import covariant_from_euclidean_hvp
-from .._tree import tree_scale, tree_sub
+from .._tree import tree_random, tree_scale, tree_sub
 from ..connections import LeviCivita
 from ..metrics import AbstractMetric
 from ._base import AbstractManifold, normal
@@ -135,23 +134,11 @@ class Coordinate(AbstractManifold):
                 "`Coordinate.random_point`: the domain of the metric is unknown; "
                 "pass `origin=` (a point of the domain) when building the manifold."
             )
-        leaves, treedef = jtu.tree_flatten(self.origin)
-        keys = jax.random.split(key, len(leaves))
-        out = [
-            leaf + self.spread * normal(k, jnp.shape(leaf), jnp.result_type(leaf))
-            for k, leaf in zip(keys, leaves, strict=True)
-        ]
+        noise = tree_random(normal, key, self.origin)
+        out = jtu.tree_map(lambda o, n: o + self.spread * n, self.origin, noise)
         if dtype is not None:
-            out = [leaf.astype(dtype) for leaf in out]
-        return jtu.tree_unflatten(treedef, out)
+            out = jtu.tree_map(lambda leaf: leaf.astype(dtype), out)
+        return out
 
     def random_tangent(self, key, x):
-        leaves, treedef = jtu.tree_flatten(x)
-        keys = jax.random.split(key, len(leaves))
-        return jtu.tree_unflatten(
-            treedef,
-            [
-                normal(k, jnp.shape(leaf), jnp.result_type(leaf))
-                for k, leaf in zip(keys, leaves, strict=True)
-            ],
-        )
+        return tree_random(normal, key, x)
