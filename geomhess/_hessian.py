@@ -98,6 +98,15 @@ _DENSE_CHRISTOFFEL_MAX_D = 4
 _DENSE_LEVI_CIVITA_MAX_D = 128
 
 
+def _gradient_and_hessian(caller, f, x):
+    """`df` and the calculus Hessian `d^2 f` at a 1-D point, from one vmapped
+    forward-over-reverse pass over the basis."""
+    _check_scalar(caller, f, x)
+    return jax.vmap(lambda e: jax.jvp(jax.grad(f), (x,), (e,)), out_axes=(None, -1))(
+        basis(x)
+    )
+
+
 class DenseHessian(NamedTuple):
     """The dense covariant Hessian of a Levi-Civita connection and its by-products."""
 
@@ -115,10 +124,7 @@ def dense_levi_civita_hessian(caller: str, f, metric, x) -> DenseHessian:
     solve, where raising them (`christoffel`) needs `G^{-1}` and a `d^4` product.
     The check is returned, not raised, so that a caller can OR in its own.
     """
-    _check_scalar(caller, f, x)
-    df, hessian = jax.vmap(
-        lambda e: jax.jvp(jax.grad(f), (x,), (e,)), out_axes=(None, -1)
-    )(basis(x))
+    df, hessian = _gradient_and_hessian(caller, f, x)
     G, lowered = lowered_christoffel(metric, x)
     L, not_pd = cholesky_factor(G)
     gradient = jsl.cho_solve((L, True), df)
@@ -155,10 +161,7 @@ def covariant_hessian(f, connection, x):
         return raise_if(dense.hessian, dense.bad, message)
     if isinstance(connection, LeviCivita) or d > _DENSE_CHRISTOFFEL_MAX_D:
         return on_basis(lambda v: covariant_hvp(f, connection, x, v), x)
-    _check_scalar("covariant_hessian", f, x)
-    df, hessian = jax.vmap(
-        lambda e: jax.jvp(jax.grad(f), (x,), (e,)), out_axes=(None, -1)
-    )(basis(x))
+    df, hessian = _gradient_and_hessian("covariant_hessian", f, x)
     out = hessian - jnp.einsum("kij,k->ij", connection.christoffel(x), df)
     return raise_if(out, nonfinite(x), nonfinite_msg("covariant_hessian"))
 

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_finite, check_point, raise_if
+from ._checks import check_finite, check_point, nonfinite, raise_if
 from ._geometry import as_connection, as_metric
 from ._hessian import covariant_hessian, covariant_hvp
 from ._tree import tree_axpy, tree_scale
@@ -61,6 +61,4 @@ def newton_step(f, connection, x, *, damping=0.0, metric=None):
         eta = jnp.linalg.solve(H, minus_df)
     else:
         eta = symmetric_solve(apply, minus_df, caller="newton_step")
-    leaves = jax.tree_util.tree_leaves(eta)
-    bad = jnp.any(jnp.stack([~jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
-    return raise_if(eta, bad, _SINGULAR_MSG)
+    return raise_if(eta, nonfinite(eta), _SINGULAR_MSG)
