@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
+from .._checks import check_finite
 from .._geodesic import exp_map, second_order_retraction
-from .._hessian import covariant_from_euclidean_hvp, covariant_hvp
+from .._hessian import covariant_from_euclidean_hvp
 from ..connections import AbstractConnection, LeviCivita
 from ..manifolds import (
     AbstractEmbeddedManifold,
@@ -20,6 +21,15 @@ from ..metrics import AbstractMetric
 
 
 RETRACTIONS = ("exp", "second_order")
+
+
+def euclidean_hvp(f, x, hvp_fn):
+    """`v -> ∂²f(x) v`: the user's `hvp_fn(x, v)` if given, else forward-over-reverse
+    autodiff of `f`."""
+    if hvp_fn is not None:
+        return lambda v: hvp_fn(x, v)
+    grad_f = jax.grad(f)
+    return lambda v: jax.jvp(grad_f, (x,), (v,))[1]
 
 
 class CoordinateGeometry(eqx.Module):
@@ -41,26 +51,19 @@ class CoordinateGeometry(eqx.Module):
     def gradient(self, x, egrad):
         return self.require_metric("gradient").raise_index(x, egrad)
 
-    def hvp(self, f, x, egrad, v):
-        """The shape operator's action `G^{-1} nabla^2 f v` (a tangent vector)."""
-        del egrad
-        metric = self.require_metric("hvp")
-        return metric.raise_index(x, covariant_hvp(f, self.connection, x, v))
-
-    def hessian(self, f, x, egrad, hvp_fn=None):
+    def hessian(self, f, x, egrad, hvp_fn=None, *, caller="optim"):
         """`v -> G^{-1} nabla^2 f v` at `x`, for a loop over many `v`.
 
-        With `hvp_fn(x, v)`, the user's Euclidean HVP `∂²f v`, the covariant Hessian
-        is `∂²f v - Γ(v, ·) df` (as `Coordinate.ehvp_to_rhvp`).
+        The covariant Hessian is `∂²f v - Γ(v, ·) df` (as `Coordinate.ehvp_to_rhvp`)
+        with the given `egrad` as `df`, and the Euclidean HVP from `euclidean_hvp`.
+        The point is checked for NaN once here, not on every product.
         """
-        if hvp_fn is None:
-            return lambda v: self.hvp(f, x, egrad, v)
-        metric = self.require_metric("hvp")
+        metric = self.require_metric(caller)
+        x = check_finite(caller, x)
+        ehvp = euclidean_hvp(f, x, hvp_fn)
 
         def hessian(v):
-            hv = covariant_from_euclidean_hvp(
-                self.connection, x, v, egrad, hvp_fn(x, v)
-            )
+            hv = covariant_from_euclidean_hvp(self.connection, x, v, egrad, ehvp(v))
             return metric.raise_index(x, hv)
 
         return hessian
@@ -85,32 +88,18 @@ class ManifoldGeometry(eqx.Module):
     def gradient(self, x, egrad):
         return self.manifold.egrad_to_rgrad(x, egrad)
 
-    def hvp(self, f, x, egrad, v):
-        """The Riemannian Hessian `Hess f(x)[v]` for a tangent `v`: the Euclidean HVP
-        (one forward-over-reverse pass) through `ehvp_to_rhvp`."""
-        return self.hessian(f, x, egrad)(v)
-
-    def hessian(self, f, x, egrad, hvp_fn=None):
+    def hessian(self, f, x, egrad, hvp_fn=None, *, caller="optim"):
         """`v -> Hess f(x)[v]` for tangent `v` at `x`, for a loop over many `v`.
 
-        The Euclidean HVP is `hvp_fn(x, v)` when given, else forward-over-reverse
-        autodiff of `f`, turned Riemannian by `manifold.ehvp_to_rhvp`; on an
-        embedded manifold by its `hessian_operator`, which computes what depends on
-        `x` alone once (XLA does not hoist it out of the solver's loop: measured 1.4x
-        slower on Brockett). `v` is not projected first: it is tangent up to
-        rounding, and truncated CG projects its search direction anyway.
+        The Euclidean HVP from `euclidean_hvp`, turned Riemannian by
+        `manifold.ehvp_to_rhvp`; on an embedded manifold by its `hessian_operator`,
+        which computes what depends on `x` alone once (XLA does not hoist it out of
+        the solver's loop: measured 1.4x slower on Brockett). `v` is not projected
+        first: it is tangent up to rounding, and truncated CG projects its search
+        direction anyway.
         """
-        if hvp_fn is None:
-            grad_f = jax.grad(f)
-
-            def ehvp(v):
-                return jax.jvp(grad_f, (x,), (v,))[1]
-
-        else:
-
-            def ehvp(v):
-                return hvp_fn(x, v)
-
+        del caller
+        ehvp = euclidean_hvp(f, x, hvp_fn)
         if isinstance(self.manifold, AbstractEmbeddedManifold):
             riemannian = self.manifold.hessian_operator(x, egrad)
         else:

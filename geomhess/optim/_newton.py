@@ -71,7 +71,7 @@ def riemannian_newton_step(
     minus_rgrad = mt.tree_scale(-1, geometry.gradient(x, egrad))
     minus_rgrad = geometry.to_tangent(x, minus_rgrad)
 
-    hessian = geometry.hessian(f, x, egrad, hvp_fn)
+    hessian = geometry.hessian(f, x, egrad, hvp_fn, caller="newton")
 
     def operator(v):
         tangent = geometry.to_tangent(x, v)

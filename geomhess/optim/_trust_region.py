@@ -213,7 +213,7 @@ class _TrustRegion(eqx.Module):
             lambda: self._evaluate(value_fn, x),
         )
         rgrad = self._rgrad(x, egrad)
-        hessian = geometry.hessian(value_fn, x, egrad, hvp_fn)
+        hessian = geometry.hessian(value_fn, x, egrad, hvp_fn, caller="trust_region")
         max_inner = total_size(x) if self.max_inner is None else self.max_inner
         eta, Heta, stop = truncated_cg(
             geometry,
