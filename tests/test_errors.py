@@ -136,3 +136,13 @@ def test_nan_input_on_the_dense_christoffel_paths():
 def test_singular_newton_system():
     with pytest.raises(eqx.EquinoxRuntimeError, match="singular"):
         gh.newton_step(lambda x: x[0] ** 2, gh.connections.Flat(), jnp.ones(2))
+
+
+def test_nan_point_in_the_optimizers_on_coordinates():
+    # The coordinate Hessian checks the point once per update (not per product).
+    x = jnp.array([np.nan, 1.0])
+    for opt in (gh.optim.trust_region(E2), gh.optim.newton(E2)):
+        with pytest.raises(Exception, match="contains NaN or inf"):
+            jax.block_until_ready(
+                opt.update(None, opt.init(x), x, value_fn=_loss, hvp_fn=None)
+            )
