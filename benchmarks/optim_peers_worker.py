@@ -12,9 +12,9 @@ Commands (`{"op": ..., ...}`):
 - `load`: read the problems from an `.npz` file written by `bench_optim.py` (the
   same matrices, starting points and gradients that geomhess gets);
 - `tr`: run pymanopt's `TrustRegions` on a problem `loops` times from its starting
-  point; answers the mean wall time of `optimizer.run`, the iteration count, the
-  final cost and gradient norm, and writes the final point to an `.npz` file for the
-  parent to check;
+  point, with the problem's derivatives from `backend` (see below); answers the mean
+  wall time of `optimizer.run`, the iteration count, the final cost and gradient
+  norm, and writes the final point to an `.npz` file for the parent to check;
 - `geoopt`: time `loops` steps of geoopt's `RiemannianAdam` (or `torch.optim.Adam`
   on an unconstrained tensor of the same shape), each with the same fixed gradient;
   answers the mean time per step, with `torch.set_num_threads(threads)`;
@@ -22,9 +22,16 @@ Commands (`{"op": ..., ...}`):
   with the final point written to an `.npz` file (compared with geomhess's `radam`);
 - `versions`, `quit`.
 
-pymanopt uses its numpy backend with hand-written Euclidean gradients and Hessians:
-no autodiff overhead at all, the fastest way to run pymanopt (and the same
-information a hand-tuned user would give it).
+Each trust-region problem comes in two pymanopt backends:
+
+- `"numpy"`: hand-written Euclidean gradients and Hessians, no autodiff overhead at
+  all: the fastest way to run pymanopt (and the same information a hand-tuned user
+  would give it);
+- `"pytorch"`: the cost alone, written in torch; pymanopt's PyTorch backend derives
+  the gradient and the Hessian-vector products by autodiff (reverse over reverse,
+  re-evaluating the cost's graph for each product). That is what a user who writes
+  only the cost gets, as with geomhess's default. torch runs on one thread here (its
+  faster setting for these sizes; see `bench_optim.py`).
 """
 
 import importlib.metadata
@@ -47,9 +54,17 @@ PROBLEMS = {}
 HESSIAN_CALLS = {}
 
 
-def rayleigh_problem(name, A, n):
+def rayleigh_problem(name, A, n, backend):
     """`f(x) = x^T A x` on the sphere, with `egrad = 2 A x`, `ehess[u] = 2 A u`."""
     manifold = pymanopt.manifolds.Sphere(n)
+    if backend == "pytorch":
+        At = torch.from_numpy(A)
+
+        @pymanopt.function.pytorch(manifold)
+        def cost(x):
+            return x @ (At @ x)
+
+        return pymanopt.Problem(manifold, counted_hessian(name, cost))
 
     @pymanopt.function.numpy(manifold)
     def cost(x):
@@ -72,11 +87,19 @@ def rayleigh_problem(name, A, n):
     )
 
 
-def brockett_problem(name, A, N, n, p):
+def brockett_problem(name, A, N, n, p, backend):
     """`f(X) = tr(X^T A X N)` on Stiefel(n, p) (polar retraction, as geomhess's),
     with `egrad = 2 A X N`, `ehess[U] = 2 A U N` (`A` symmetric, `N` diagonal)."""
     manifold = pymanopt.manifolds.Stiefel(n, p, retraction="polar")
     d = np.diag(N)
+    if backend == "pytorch":
+        At, dt = torch.from_numpy(A), torch.from_numpy(np.ascontiguousarray(d))
+
+        @pymanopt.function.pytorch(manifold)
+        def cost(X):
+            return torch.sum((X * (At @ X)) * dt)
+
+        return pymanopt.Problem(manifold, counted_hessian(name, cost))
 
     @pymanopt.function.numpy(manifold)
     def cost(X):
@@ -99,6 +122,24 @@ def brockett_problem(name, A, N, n, p):
     )
 
 
+def counted_hessian(name, cost):
+    """`cost`, with pymanopt's autodiff Hessian-vector product counted in
+    `HESSIAN_CALLS[name]` (pymanopt builds it from `cost` when the problem is made)."""
+    make_hessian = cost.get_hessian_operator
+
+    def get_hessian_operator():
+        hessian = make_hessian()
+
+        def counted(*args):
+            HESSIAN_CALLS[name] += 1
+            return hessian(*args)
+
+        return counted
+
+    cost.get_hessian_operator = get_hessian_operator
+    return cost
+
+
 def load(path):
     data = np.load(path)
     PROBLEMS.clear()
@@ -107,11 +148,14 @@ def load(path):
         kind = str(data[f"{name}/kind"])
         A = data[f"{name}/A"]
         x0 = data[f"{name}/x0"]
-        if kind == "rayleigh":
-            problem = rayleigh_problem(name, A, x0.shape[0])
-        else:
-            problem = brockett_problem(name, A, data[f"{name}/N"], *x0.shape)
-        PROBLEMS[name] = {"problem": problem, "x0": x0}
+        for backend in ("numpy", "pytorch"):
+            if kind == "rayleigh":
+                problem = rayleigh_problem(name, A, x0.shape[0], backend)
+            else:
+                problem = brockett_problem(
+                    name, A, data[f"{name}/N"], *x0.shape, backend
+                )
+            PROBLEMS[name, backend] = {"problem": problem, "x0": x0}
     for name in data["adam_names"]:
         name = str(name)
         PROBLEMS[name] = {
@@ -119,11 +163,12 @@ def load(path):
             "x0": data[f"{name}/x0"],
             "g": data[f"{name}/g"],
         }
-    return {"loaded": sorted(PROBLEMS)}
+    return {"loaded": sorted(map(str, PROBLEMS))}
 
 
-def tr(name, loops, tol, out):
-    entry = PROBLEMS[name]
+def tr(name, loops, tol, out, backend="numpy"):
+    torch.set_num_threads(1)
+    entry = PROBLEMS[name, backend]
     optimizer = TrustRegions(min_gradient_norm=tol, verbosity=0, max_iterations=10000)
     times = []
     for _ in range(loops):
