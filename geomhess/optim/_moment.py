@@ -101,17 +101,15 @@ def _span_step(arrays, p, rule, gram, combine):
         jnp.zeros((k * p, p), dtype).at[i * p : (i + 1) * p].set(eye) for i in range(k)
     ]
 
-    def matmul(a, b):
-        # The coefficient algebra works on matrices of a few dozen entries: as
-        # broadcast products XLA fuses it into a few loops, where `@` would be one
-        # library call each (their fixed cost dominated small steps).
-        return jnp.sum(a[:, :, None] * b[None, :, :], axis=1)
-
+    # The coefficient algebra works on matrices of a few dozen entries, with plain
+    # `@`: XLA:CPU runs each as a small dot (about 2 us), where a broadcast-and-sum
+    # form became a fused library reduction of about 15 us each (measured with
+    # jax 0.10: the whole step 1.3x faster at `Stiefel(1000, 10)`).
     def dot(u, v):
-        return matmul(u.T, matmul(K, v))
+        return u.T @ (K @ v)
 
     def to_tangent(base, v):
-        return v - matmul(base, sym(dot(base, v)))
+        return v - base @ sym(dot(base, v))
 
     def cast(value):
         return jnp.asarray(value, dtype)
@@ -127,7 +125,7 @@ def _span_step(arrays, p, rule, gram, combine):
         direction = cast(rule.along_moment) * new + cast(rule.along_gradient) * rgrad
     z = unit[0] - length * direction
     zz = dot(z, z)
-    y = z / jnp.sqrt(zz) if p == 1 else matmul(z, inv_sqrtm_sym(zz))
+    y = z / jnp.sqrt(zz) if p == 1 else z @ inv_sqrtm_sym(zz)
     if new is None:
         return combine(arrays, y), None, aux
     return combine(arrays, y), combine(arrays, to_tangent(y, new)), aux
