@@ -532,10 +532,10 @@ def same_minimizer(reference, x):
     return float(np.max(1 - np.abs(np.sum(a * b, axis=0))))
 
 
-@ft.partial(jax.jit, static_argnums=2)
-def _jax_products(A, v, count):
-    """`count` products `v <- A v / 2` (or `A V / 2`) in a `lax.fori_loop`."""
-    return jax.lax.fori_loop(0, count, lambda _, v: 0.5 * (A @ v), v)
+@ft.partial(jax.jit, static_argnums=3)
+def _jax_products(A, v, scale, count):
+    """`count` products `v <- scale A v` (or `scale A V`) in a `lax.fori_loop`."""
+    return jax.lax.fori_loop(0, count, lambda _, v: scale * (A @ v), v)
 
 
 def floor_turns(problem, count):
@@ -545,20 +545,23 @@ def floor_turns(problem, count):
     product with `A` each, on this problem's `x0`-shaped vectors)."""
     A = problem["A"]
     v0 = problem["x0"]
+    # Scaled by the spectral radius, so that the iterates keep their size (a power
+    # iteration): they neither overflow nor decay to zeros or subnormal numbers.
+    scale = 1 / float(np.max(np.abs(np.linalg.eigvalsh(A))))
 
     def numpy_turn(loops):
         start = time.perf_counter()
         for _ in range(loops):
             v = v0
             for _ in range(count):
-                v = 0.5 * (A @ v)
+                v = scale * (A @ v)
         return (time.perf_counter() - start) / loops
 
     A_jax, v_jax = jnp.asarray(A), jnp.asarray(v0)
-    jax.block_until_ready(_jax_products(A_jax, v_jax, count))
+    jax.block_until_ready(_jax_products(A_jax, v_jax, scale, count))
 
     def jax_turn(loops):
-        return repeat_blocked(lambda: _jax_products(A_jax, v_jax, count), loops)
+        return repeat_blocked(lambda: _jax_products(A_jax, v_jax, scale, count), loops)
 
     return {"floor_numpy": numpy_turn, "floor_jax": jax_turn}
 
@@ -671,6 +674,61 @@ def adam_step_fns(problem):
     return out
 
 
+def geometry_chain(x, g, m):
+    """The geometry of one Riemannian Adam step alone, with fixed scalars: project the
+    gradient `g` at `x`, retract `x` along it, transport `m` to the new point by
+    projection; `(y, transported m)`. numpy and JAX arrays alike.
+
+    On `Stiefel` the polar factor's `(z^T z)^{-1/2}` is one Newton-Schulz step,
+    `(3 I - z^T z) / 2` (exact to second order in the step): the six products of an
+    `(n, p)` array with a `(p, p)` one or with another `(n, p)` one stay, the small
+    `(p, p)` eigendecomposition goes. No moment arithmetic, no step-size logic: the
+    geometry of a step as one would write it by hand. It is a reference, not a
+    floor: `radam`'s fused step computes the same from one Gram matrix of
+    `[x, g, m]` and can be faster.
+    """
+    if x.ndim == 1:
+        r = g - (x @ g) * x
+        z = x - 1e-3 * r
+        y = z * (1.5 - 0.5 * (z @ z))
+        return y, m - (y @ m) * y
+    a = x.T @ g
+    r = g - x @ (0.5 * (a + a.T))
+    z = x - 1e-3 * r
+    k = z.T @ z
+    y = z @ (1.5 * np.eye(k.shape[0], dtype=k.dtype) - 0.5 * k)
+    t = y.T @ m
+    return y, m - y @ (0.5 * (t + t.T))
+
+
+def geometry_turns(problem):
+    """Contenders for `interleaved`: `geometry_chain` in numpy and in jitted JAX,
+    chained from step to step as the optimizers are."""
+    x0 = np.asarray(problem["x0"])
+    g = np.asarray(problem["g"])
+    carry = {
+        "geometry_numpy": [x0, g],
+        "geometry_jax": [jnp.asarray(x0), jnp.asarray(g)],
+    }
+    jax_chain = jax.jit(geometry_chain)
+    jax.block_until_ready(jax_chain(*carry["geometry_jax"], carry["geometry_jax"][1]))
+
+    def turn(loops, label, chain, g):
+        state = carry[label]
+        start = time.perf_counter()
+        for _ in range(loops):
+            state[0], state[1] = jax.block_until_ready(chain(state[0], g, state[1]))
+        return (time.perf_counter() - start) / loops
+
+    g_jax = carry["geometry_jax"][1]
+    return {
+        "geometry_numpy": lambda loops: turn(
+            loops, "geometry_numpy", geometry_chain, g
+        ),
+        "geometry_jax": lambda loops: turn(loops, "geometry_jax", jax_chain, g_jax),
+    }
+
+
 def radam_check(problem, peers, name, tmp, steps=3):
     """`steps` radam steps against geoopt's RiemannianAdam from the same point with
     the same gradient, in float64 (so that float32 round-off in sums over a million
@@ -747,6 +805,7 @@ def bench_adam(adam_problems, peers, tmp, *, rounds, round_s, budget_s, min_roun
         }
         for label, (which, threads) in PEER_ADAM.items():
             timed[label] = lambda loops, w=which, t=threads: peer_turn(loops, w, t)
+        timed.update(geometry_turns(problem))
         entry["timings"] = interleaved(
             timed,
             rounds=rounds,
@@ -851,6 +910,13 @@ def evaluate_goals(results, tr_problems):
     return goals
 
 
+def geometry_time(timings):
+    """The faster of numpy's and JAX's `geometry_chain` (seconds per step)."""
+    return min(
+        timings[label]["steady_s"] for label in ("geometry_numpy", "geometry_jax")
+    )
+
+
 def adam_label(name):
     if name.startswith("sphere"):
         return f"`Sphere({int(name[6:]):,})`"
@@ -930,15 +996,23 @@ def render(results, tr_problems):
         "(`manifold.to_tangent`; no retraction or transport, so it leaves the "
         "manifold): what the projection alone adds to `optax.adam`. It is not a "
         "floor: `radam` keeps one second moment per manifold (a scalar), so it "
-        "skips Adam's elementwise square root and division and can be faster.",
+        "skips Adam's elementwise square root and division and can be faster. "
+        "Another reference: the geometry of a step alone, as one would write it "
+        "by hand, with fixed scalars and no moments: the gradient's projection, the "
+        "retraction and the transport by projection (on `Stiefel`: six products "
+        "of the `(n, p)` arrays, the polar factor's `(z^T z)^{-1/2}` as one "
+        "Newton-Schulz step), in numpy and in jitted JAX. It is not a floor "
+        "either: `radam`'s fused step gets the same from one Gram matrix of "
+        "`[x, g, m]` and one pass that combines them.",
         "",
         "| parameters | floats | `gh.optim.radam` | `optax.adam` | radam / adam "
         "| same, best rounds | adam on the projected gradient | that / adam "
         "| geoopt `RiemannianAdam`, 1 / 2 torch threads "
         "| `torch.optim.Adam`, 1 / 2 threads | geoopt (faster) / radam "
+        "| the geometry alone, numpy / JAX | that (faster) / adam "
         "| radam 1st call |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: |",
+        "| ---: | ---: | ---: | ---: |",
     ]
     for name, entry in results["adam"].items():
         t = entry["timings"]
@@ -956,6 +1030,9 @@ def render(results, tr_problems):
             f"| {fmt_time(t['torch_adam@1']['steady_s'])} / "
             f"{fmt_time(t['torch_adam@2']['steady_s'])} "
             f"| {fmt_ratio(best / ours)} "
+            f"| {fmt_time(t['geometry_numpy']['steady_s'])} / "
+            f"{fmt_time(t['geometry_jax']['steady_s'])} "
+            f"| {fmt_ratio(geometry_time(t) / t['optax_adam']['steady_s'])} "
             f"| {fmt_time(entry['first_s']['gh_radam'])} |"
         )
     lines += [
