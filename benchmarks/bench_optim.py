@@ -1067,7 +1067,7 @@ geomhess's Riemannian optimizers (`geomhess.optim`) against
 
 ```bash
 bash benchmarks/setup_optim_peers.sh     # pymanopt, geoopt, torch in .venv-optim-peers (once)
-python benchmarks/bench_optim.py --out benchmarks/results_optim.md   # about 3 minutes
+python benchmarks/bench_optim.py --out benchmarks/results_optim.md   # about 4 minutes
 python benchmarks/bench_optim.py --quick  # smoke run of every code path, under a minute
 ```
 
