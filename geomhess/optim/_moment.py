@@ -172,11 +172,10 @@ def _(manifold: Stiefel, x, egrad, moment, rule: MomentRule):
     # step 8-10 % faster than with a skinny product per pair).
     stacked = jnp.concatenate(arrays, axis=1)
 
-    def combine(_, c):
-        if p <= _BROADCAST_MAX_P and n >= _BROADCAST_MIN_N:
-            return _broadcast_products(arrays, c)
-        return stacked @ c
-
+    if p <= _BROADCAST_MAX_P and n >= _BROADCAST_MIN_N:
+        combine = _broadcast_products
+    else:
+        combine = lambda _, c: stacked @ c
     return _span_step(arrays, p, rule, lambda _: stacked.T @ stacked, combine)
 
 
