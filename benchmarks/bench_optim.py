@@ -1156,7 +1156,7 @@ def main(argv=None):
         rayleigh_n, brockett_sizes = 1000, [(100, 5), (500, 10)]
         sphere_sizes, stiefel_sizes = (
             [100_000, 1_000_000],
-            [(10_000, 10), (100_000, 10)],
+            [(10_000, 10), (100_000, 10), (4_096, 64)],
         )
         rounds, min_rounds, tr_budget, adam_budget = 21, 5, 25.0, 12.0
     tr_problems = make_tr_problems(rayleigh_n, brockett_sizes, args.seed)
