@@ -61,7 +61,7 @@ from _env import (  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
-from geomhess._tree import tree_random  # noqa: E402
+from geomhess._core.tree import tree_random  # noqa: E402
 
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -207,7 +207,7 @@ def mean_and_error(samples):
 
 def rademacher_like(key, x):
     """One Rademacher array per leaf of `x`, as PyHessian draws them: the same
-    probes as geomhess's estimators (`geomhess._tree.tree_random`)."""
+    probes as geomhess's estimators (`geomhess._core.tree.tree_random`)."""
     return tree_random(jr.rademacher, key, x)
 
 

@@ -23,10 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import charts, connections, metrics
-from ._field import ScalarField
-from ._geodesic import exp_map
-from ._invariants import hessian_invariants
-from ._newton import newton_step
+from .fields import ScalarField
+from .operators import exp_map, hessian_invariants, newton_step
 
 
 @dataclasses.dataclass

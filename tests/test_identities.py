@@ -116,8 +116,8 @@ def test_dense_and_matrix_free_agree(seed, d):
 def test_large_d_path_agrees_with_the_dense_levi_civita_path(seed, d, monkeypatch):
     # Above `_DENSE_LEVI_CIVITA_MAX_D` the operators switch to covariant HVPs on the
     # basis and a separate generalized eigensolve; force that switch at small d.
-    import geomhess._hessian as hessian_module
-    import geomhess._invariants as invariants_module
+    import geomhess.operators._hessian as hessian_module
+    import geomhess.operators._invariants as invariants_module
 
     metric, f, x = _setup(seed, d)
     connection = gh.LeviCivita(metric)

@@ -19,7 +19,7 @@ from helpers import assert_close, tol
 
 import geomhess as gh
 import geomhess.manifolds as gm
-from geomhess._tree import tree_random
+from geomhess._core.tree import tree_random
 from geomhess.manifolds._functions import expm_sym, logm_sym, sqrtm_sym
 
 

@@ -5,7 +5,7 @@ import abc
 import equinox as eqx
 import jax
 
-from .._checks import check_like, check_point
+from .._core.checks import check_like, check_point
 
 
 class AbstractChart(eqx.Module):

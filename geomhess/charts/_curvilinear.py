@@ -3,7 +3,7 @@
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._checks import check_point
+from .._core.checks import check_point
 from ._base import AbstractChart
 
 

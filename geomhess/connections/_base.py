@@ -6,8 +6,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_point
-from .._tree import on_basis, tree_add, tree_zeros_like
+from .._core.checks import check_point
+from .._core.tree import on_basis, tree_add, tree_zeros_like
 from ..charts import AbstractChart
 
 

@@ -5,14 +5,14 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
 
-from .._checks import (
+from .._core.checks import (
     check_point,
     cholesky_factor,
     nonfinite,
     nonfinite_or_not_pd_msg,
     raise_if,
 )
-from .._tree import basis, tree_add, tree_scale, tree_sub, tree_vdot
+from .._core.tree import basis, tree_add, tree_scale, tree_sub, tree_vdot
 from ..metrics import AbstractMetric
 from ._base import AbstractConnection
 

@@ -1,7 +1,17 @@
-"""Linear algebra with the metric: dense solves for small `d`, matrix-free Krylov solves
-and the symmetric generalized eigenproblem."""
+"""Linear algebra with the metric: dense solves for small `d`, matrix-free Krylov solves,
+the symmetric generalized eigenproblem, and the randomized and Krylov estimators of
+the shape operator's trace, eigenvalues, log-determinant and spectral density.
 
-from ._eigen import generalized_eigvalsh as generalized_eigvalsh
+The solvers live in the bottom layer (`geomhess._core`, used by the metrics to raise an
+index); the estimators here stand on the operators (they apply the covariant HVP).
+"""
+
+from .._core.eigen import generalized_eigvalsh as generalized_eigvalsh
+from .._core.solve import (
+    cg_solve as cg_solve,
+    spd_solve as spd_solve,
+    symmetric_solve as symmetric_solve,
+)
 from ._estimators import (
     EigenvalueEstimate as EigenvalueEstimate,
     LogdetEstimate as LogdetEstimate,
@@ -15,9 +25,4 @@ from ._estimators import (
     shape_operator_eigenvalues as shape_operator_eigenvalues,
     shape_operator_logdet as shape_operator_logdet,
     shape_operator_trace as shape_operator_trace,
-)
-from ._solve import (
-    cg_solve as cg_solve,
-    spd_solve as spd_solve,
-    symmetric_solve as symmetric_solve,
 )

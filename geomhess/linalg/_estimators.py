@@ -41,9 +41,13 @@ import jax.scipy.linalg as jsl
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
-from .._checks import check_finite, check_point
-from .._tree import tree_random, tree_vdot
-from ._lanczos import lanczos, tridiagonal_eigh
+from .._core.checks import check_finite, check_point
+from .._core.lanczos import lanczos, tridiagonal_eigh
+from .._core.tree import tree_random, tree_vdot
+from ..connections import Flat, LeviCivita
+from ..metrics import Euclidean
+from ..operators._coerce import as_metric
+from ..operators._hessian import covariant_hvp
 
 
 # ---------------------------------------------------------------------------------
@@ -159,8 +163,6 @@ class _FlatShapeOperator(eqx.Module):
     euclidean: bool = eqx.field(static=True)
 
     def hvp(self, v):
-        from .._hessian import covariant_hvp
-
         return ravel_pytree(
             covariant_hvp(self.f, self.connection, self.x, self.unravel(v))
         )[0]
@@ -177,8 +179,6 @@ class _FlatShapeOperator(eqx.Module):
 
     def apply_tree(self, v):
         """`E v` for `v` a pytree shaped like `x`, without raveling."""
-        from .._hessian import covariant_hvp
-
         hv = covariant_hvp(self.f, self.connection, self.x, v)
         return self.metric.raise_index(self.x, hv)
 
@@ -190,11 +190,6 @@ class _FlatShapeOperator(eqx.Module):
 
 
 def _flat_operator(caller, f, metric, x):
-    # Imported here: `geomhess.metrics` imports `geomhess.linalg` for its solves.
-    from .._geometry import as_metric
-    from ..connections import Flat, LeviCivita
-    from ..metrics import Euclidean
-
     check_point(caller, x)
     dtypes = {jnp.result_type(leaf) for leaf in jax.tree_util.tree_leaves(x)}
     if len(dtypes) != 1:
@@ -657,19 +652,13 @@ def shape_operator_density(
 # ---------------------------------------------------------------------------------
 
 
-def _euclidean():
-    from ..metrics import Euclidean
-
-    return Euclidean()
-
-
 def hessian_trace(f, x, **kwargs) -> TraceEstimate:
     """The naive trace of the calculus Hessian, `tr d^2 f` (PyHessian's trace).
 
     `shape_operator_trace(f, gh.metrics.Euclidean(), x, **kwargs)`: chart
     dependent; compare it with the invariant trace under a reparametrization.
     """
-    return shape_operator_trace(f, _euclidean(), x, **kwargs)
+    return shape_operator_trace(f, Euclidean(), x, **kwargs)
 
 
 def hessian_eigenvalues(f, x, **kwargs) -> EigenvalueEstimate:
@@ -677,7 +666,7 @@ def hessian_eigenvalues(f, x, **kwargs) -> EigenvalueEstimate:
 
     `shape_operator_eigenvalues(f, gh.metrics.Euclidean(), x, **kwargs)`.
     """
-    return shape_operator_eigenvalues(f, _euclidean(), x, **kwargs)
+    return shape_operator_eigenvalues(f, Euclidean(), x, **kwargs)
 
 
 def hessian_logdet(f, x, **kwargs) -> LogdetEstimate:
@@ -685,7 +674,7 @@ def hessian_logdet(f, x, **kwargs) -> LogdetEstimate:
 
     `shape_operator_logdet(f, gh.metrics.Euclidean(), x, **kwargs)`.
     """
-    return shape_operator_logdet(f, _euclidean(), x, **kwargs)
+    return shape_operator_logdet(f, Euclidean(), x, **kwargs)
 
 
 def hessian_density(f, x, **kwargs) -> SpectralDensity:
@@ -693,4 +682,4 @@ def hessian_density(f, x, **kwargs) -> SpectralDensity:
 
     `shape_operator_density(f, gh.metrics.Euclidean(), x, **kwargs)`.
     """
-    return shape_operator_density(f, _euclidean(), x, **kwargs)
+    return shape_operator_density(f, Euclidean(), x, **kwargs)

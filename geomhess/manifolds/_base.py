@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
 
-from .._tree import tree_vdot, tree_zeros_like
+from .._core.tree import tree_vdot, tree_zeros_like
 from ._functions import safe_sqrt
 
 

@@ -5,11 +5,11 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._geodesic import exp_map, second_order_retraction
-from .._hessian import covariant_from_euclidean_hvp
-from .._tree import tree_random, tree_scale, tree_sub
+from .._core.tree import tree_random, tree_scale, tree_sub
 from ..connections import LeviCivita
 from ..metrics import AbstractMetric
+from ..operators._geodesic import exp_map, second_order_retraction
+from ..operators._hessian import covariant_from_euclidean_hvp
 from ._base import AbstractManifold, normal
 
 

@@ -3,7 +3,7 @@
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._tree import tree_add, tree_sub, tree_vdot
+from .._core.tree import tree_add, tree_sub, tree_vdot
 from ._base import AbstractManifold, check_shape, normal
 from ._functions import safe_sqrt
 

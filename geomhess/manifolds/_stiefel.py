@@ -4,7 +4,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from .._tree import tree_vdot
+from .._core.tree import tree_vdot
 from ._base import (
     AbstractEmbeddedManifold,
     AbstractManifold,

@@ -5,7 +5,7 @@ import abc
 import equinox as eqx
 import jax
 
-from .._tree import on_basis, tree_vdot
+from .._core.tree import on_basis, tree_vdot
 from ..charts import AbstractChart
 
 

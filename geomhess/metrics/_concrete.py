@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._checks import check_point, raise_if
-from .._tree import on_basis
-from ..linalg import cg_solve, spd_solve
+from .._core.checks import check_point, raise_if
+from .._core.solve import cg_solve, spd_solve
+from .._core.tree import on_basis
 from ._base import AbstractMetric
 
 

@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
-from .._checks import check_like, check_point, check_solver_options
-from .._tree import on_basis
-from ..linalg import cg_solve
+from .._core.checks import check_like, check_point, check_solver_options
+from .._core.solve import cg_solve
+from .._core.tree import on_basis
 from ._base import AbstractMetric
 
 

@@ -8,9 +8,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._checks import check_finite
-from .._geodesic import exp_map, second_order_retraction
-from .._hessian import covariant_from_euclidean_hvp
+from .._core.checks import check_finite
 from ..connections import AbstractConnection, LeviCivita
 from ..manifolds import (
     AbstractEmbeddedManifold,
@@ -18,6 +16,8 @@ from ..manifolds import (
     Coordinate,
 )
 from ..metrics import AbstractMetric
+from ..operators._geodesic import exp_map, second_order_retraction
+from ..operators._hessian import covariant_from_euclidean_hvp
 
 
 RETRACTIONS = ("exp", "second_order")

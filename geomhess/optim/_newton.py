@@ -9,8 +9,8 @@ import jax.tree_util as jtu
 import optax
 from jax.flatten_util import ravel_pytree
 
-from .._newton import newton_step
-from ..linalg import symmetric_solve
+from .._core.solve import symmetric_solve
+from ..operators._newton import newton_step
 from . import _tree as mt
 from ._first_order import as_hyperparameter
 from ._geometry import (

@@ -11,7 +11,7 @@ stops at them.
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._tree import tree_add, tree_vdot
+from .._core.tree import tree_add, tree_vdot
 from ..manifolds import AbstractManifold
 
 

@@ -4,9 +4,9 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_finite, check_like, check_point
-from ._geometry import as_connection
-from ._tree import tree_add, tree_scale
+from .._core.checks import check_finite, check_like, check_point
+from .._core.tree import tree_add, tree_scale
+from ._coerce import as_connection
 
 
 def _default_tolerances(x):

@@ -24,14 +24,14 @@ import jax.scipy.linalg as jsl
 import jax.tree_util as jtu
 import numpy as np
 
-from .._checks import (
+from .checks import (
     check_floating,
     check_like,
     check_solver_options,
     cholesky,
     raise_if,
 )
-from .._tree import tree_axpy, tree_scale
+from .tree import tree_axpy, tree_scale
 
 
 # ---------------------------------------------------------------------------------

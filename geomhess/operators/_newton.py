@@ -3,11 +3,11 @@
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_finite, check_point, nonfinite, raise_if
-from ._geometry import as_connection, as_metric
+from .._core.checks import check_finite, check_point, nonfinite, raise_if
+from .._core.solve import symmetric_solve
+from .._core.tree import tree_axpy, tree_scale
+from ._coerce import as_connection, as_metric
 from ._hessian import covariant_hessian, covariant_hvp
-from ._tree import tree_axpy, tree_scale
-from .linalg import symmetric_solve
 
 
 _SINGULAR_MSG = (

@@ -10,9 +10,9 @@ curvature.
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_finite, check_point
-from ._geometry import as_connection, as_metric
-from .linalg import spd_solve
+from .._core.checks import check_finite, check_point
+from .._core.solve import spd_solve
+from ._coerce import as_connection, as_metric
 
 
 def riemann_tensor(metric, x):

@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from .._checks import cholesky
+from .checks import cholesky
 
 
 def generalized_eigvalsh(A, B, *, caller: str = "generalized_eigvalsh"):

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from ._checks import (
+from .._core.checks import (
     check_finite,
     check_like,
     check_point,
@@ -16,10 +16,10 @@ from ._checks import (
     nonfinite_or_not_pd_msg,
     raise_if,
 )
-from ._geometry import as_connection, as_metric
-from ._tree import basis, on_basis, tree_sub
-from .connections import LeviCivita
-from .connections._levi_civita import lowered_christoffel
+from .._core.tree import basis, on_basis, tree_sub
+from ..connections import LeviCivita
+from ..connections._levi_civita import lowered_christoffel
+from ._coerce import as_connection, as_metric
 
 
 def _check_scalar(caller, f, x):

@@ -6,16 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._checks import check_finite, check_point, nonfinite_or_not_pd_msg, raise_if
-from ._geometry import as_connection, as_metric
+from .._core.checks import check_finite, check_point, nonfinite_or_not_pd_msg, raise_if
+from .._core.eigen import eigvalsh_from_cholesky, generalized_eigvalsh
+from ..metrics import Euclidean
+from ._coerce import as_connection, as_metric
 from ._hessian import (
     _DENSE_LEVI_CIVITA_MAX_D,
     covariant_hessian,
     dense_levi_civita_hessian,
 )
-from .linalg import generalized_eigvalsh
-from .linalg._eigen import eigvalsh_from_cholesky
-from .metrics import Euclidean
 
 
 class HessianInvariants(eqx.Module):

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 
-from .charts import AbstractChart
+from ..charts import AbstractChart
 
 
 class ScalarField(eqx.Module):

@@ -1,16 +1,4 @@
-"""Taylor-remainder slope checks of gradients, Hessians and retractions.
-
-As Manopt's `checkgradient`/`checkhessian`/`checkretraction` and pymanopt's
-`tools.diagnostics`: along a curve $t \\mapsto R_x(t u)$ with a random unit tangent
-`u`, the remainder of a correct first-order model decays as $t^2$ and of a correct
-second-order model as $t^3$. The slope of $\\log E(t)$ against $\\log t$ is fitted
-on the window of step sizes where the remainder is above rounding and the fit is
-straightest. A slope of 1 (resp. 2) reveals a wrong gradient (resp. Hessian).
-
-These are eager debugging tools: they run outside `jit`, return numpy data, and draw
-an optional matplotlib figure (matplotlib is imported only then; it is not a
-dependency of geomhess).
-"""
+"""The slope checks: fit, plot and the three public checks."""
 
 import dataclasses
 from collections.abc import Callable
@@ -21,7 +9,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
-from .manifolds import AbstractManifold
+from ..manifolds import AbstractManifold
 
 
 @dataclasses.dataclass(frozen=True)

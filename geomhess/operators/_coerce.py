@@ -1,7 +1,7 @@
 """How operators accept their geometry argument."""
 
-from .connections import AbstractConnection, LeviCivita
-from .metrics import AbstractMetric
+from ..connections import AbstractConnection, LeviCivita
+from ..metrics import AbstractMetric
 
 
 def as_connection(caller: str, geometry) -> AbstractConnection:

@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._checks import check_finite, check_point
-from .linalg import generalized_eigvalsh
+from .._core.checks import check_finite, check_point
+from .._core.eigen import generalized_eigvalsh
 
 
 class GraphCurvatures(eqx.Module):
