@@ -161,3 +161,15 @@ def test_the_real_graph_is_read():
     assert "geomhess.operators._hessian" in graph["geomhess.linalg._estimators"]
     assert "geomhess.optim._tree" in graph["geomhess.optim._first_order"]
     assert "geomhess.operators" in graph["geomhess"]
+
+
+def test_the_architecture_page_lists_the_layers_in_order():
+    """docs/architecture.md's table names the packages of LAYERS, bottom first."""
+    page = PACKAGE.parent / "docs" / "architecture.md"
+    rows = [
+        line.split("|")[2].strip().strip("`")
+        for line in page.read_text().splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip().isdigit()
+    ]
+    packages = [name.split(".", 1)[1] for name in rows]
+    assert packages == [name for name in LAYERS if name not in ("__main__", "__init__")]
