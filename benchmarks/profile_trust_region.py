@@ -180,9 +180,10 @@ def cg_body_time(manifold, f, x, hess_kind, iterations=200):
         real = geometry.hessian(f, x, egrad, f.hvp, caller="profile")
 
         def hess(v):
-            # The real Riemannian Hessian is applied (its product and projections
-            # run) but weighted down, so the spectrum stays the one above.
-            return geometry.to_tangent(x, scale * v) + 1e-12 * real(v)
+            # The real Riemannian Hessian is applied (its product and projection
+            # run) but weighted down, so the spectrum stays the one above; `scale *
+            # v` is fused into it.
+            return scale * v + 1e-12 * real(v)
 
     else:
 
