@@ -79,6 +79,11 @@ import geomhess as gh
 import geomhess.manifolds as gm
 
 
+# The comparisons are float64 ones: in the float32 run (`GEOMHESS_TEST_X64=0`, which
+# selects `-m float32` anyway) there is nothing to compare at 1e-10.
+pytestmark = pytest.mark.skipif(
+    not jax.config.jax_enable_x64, reason="float64 comparisons (the x64 run)"
+)
 RTOL = tol(jnp.float64)
 SEEDS = (0, 1, 2)
 OPS = (
@@ -101,6 +106,10 @@ TORCH_JIT = pytest.mark.filterwarnings(
 
 
 def _import_peer(name: str):
+    # Importing pymanopt imports its JAX backend, which turns on `jax_enable_x64` for
+    # the whole process: restore the suite's setting, so that no other test module
+    # run in the same process (the float32 run, for one) sees a changed JAX.
+    x64 = jax.config.jax_enable_x64
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -113,6 +122,8 @@ def _import_peer(name: str):
         if os.environ.get("GEOMHESS_REQUIRE_PEERS", "0") not in ("", "0"):
             pytest.fail(f"GEOMHESS_REQUIRE_PEERS is set, but {message}")
         pytest.skip(message)
+    finally:
+        jax.config.update("jax_enable_x64", x64)
 
 
 @pytest.fixture(scope="module")
