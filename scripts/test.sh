@@ -3,11 +3,14 @@
 # the whole suite. Works on a fresh machine with only python3 and pip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh test,docs,dev
+bash scripts/setup.sh test,docs,dev,peers
 . .venv/bin/activate
 # One BLAS thread: scipy's OpenBLAS (used by jaxlib's CPU Cholesky and triangular
 # solves) otherwise starts a thread per core that fights XLA's on 2 cores.
 export MPLBACKEND=Agg PYTHONHASHSEED=0 OPENBLAS_NUM_THREADS=1
+# tests/test_peers.py compares with pymanopt and geoopt (the `peers` extra, installed
+# above): here a missing peer fails the run instead of skipping the module.
+export GEOMHESS_REQUIRE_PEERS=1
 
 run_pytest() {
   local code=0
