@@ -183,7 +183,7 @@ def test_dinh_rescaling_against_dense_values(run):
         assert abs(float(log.naive_trace[slot]) - naive) < 4 * float(
             log.naive_trace_std_error[slot]
         )
-        assert abs(naive - np.trace(H)) > 0.5 * abs(np.trace(H))
+        assert abs(naive - np.trace(H)) > 0.2 * abs(np.trace(H))
         # The invariant trace and top eigenvalues are those of H (E = J H J^{-1}).
         eigenvalues = np.linalg.eigvalsh(H)[::-1]
         assert abs(float(log.trace[slot]) - np.trace(H)) < 4 * float(
