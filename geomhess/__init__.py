@@ -11,6 +11,7 @@ from . import (
     connections as connections,
     diagnostics as diagnostics,
     fields as fields,
+    laplace as laplace,
     linalg as linalg,
     manifolds as manifolds,
     metrics as metrics,

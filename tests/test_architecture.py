@@ -28,6 +28,7 @@ LAYERS = (
     "linalg",  # the estimators (trace, Lanczos, SLQ); re-exports the _core solvers
     "optim",
     "diagnostics",
+    "laplace",  # the Laplace evidence (beside diagnostics)
     "_demo",
     "__main__",
     "__init__",  # the top-level re-exports

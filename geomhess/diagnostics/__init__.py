@@ -10,8 +10,19 @@ straightest. A slope of 1 (resp. 2) reveals a wrong gradient (resp. Hessian).
 These are eager debugging tools: they run outside `jit`, return numpy data, and draw
 an optional matplotlib figure (matplotlib is imported only then; it is not a
 dependency of geomhess).
+
+Also the invariant sharpness of a loss during training:
+[`sharpness`][geomhess.diagnostics.sharpness] at one point, and
+[`sharpness_monitor`][geomhess.diagnostics.sharpness_monitor], an optax
+transformation that logs it every `k` steps.
 """
 
+from ._sharpness import (
+    Sharpness as Sharpness,
+    SharpnessState as SharpnessState,
+    sharpness as sharpness,
+    sharpness_monitor as sharpness_monitor,
+)
 from ._slope import (
     SlopeCheck as SlopeCheck,
     check_gradient as check_gradient,
