@@ -113,6 +113,54 @@ def check_sharded_parameters(mesh) -> dict:
     return report
 
 
+def check_hessian_free(mesh) -> dict:
+    """Data parallel `optim.hessian_free`: the batch (inputs, labels and the
+    GaussNewton metric's inputs) split over the 4 devices, params replicated; three
+    jitted steps against the same steps on unsharded arrays."""
+    import optax
+
+    key_1, key_2, key_3 = jax.random.split(jax.random.key(5), 3)
+    inputs = jax.random.normal(key_1, (32, 6), F64)
+    labels = jnp.argmax(inputs @ jax.random.normal(key_2, (6, 3), F64), axis=-1)
+    params = {
+        "W1": jax.random.normal(key_3, (5, 6), F64) / 3,
+        "b1": jnp.zeros(5, F64),
+        "W2": jnp.ones((3, 5), F64) / 5,
+        "b2": jnp.zeros(3, F64),
+    }
+    opt = gh.optim.hessian_free(damping=100.0, max_inner=8)
+
+    @jax.jit
+    def run(params, inputs, labels):
+        def loss(p):
+            logp = jax.nn.log_softmax(mlp(p, inputs), axis=-1)
+            return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
+
+        metric = gh.metrics.GaussNewton(
+            mlp, inputs, "softmax_cross_entropy", damping=1e-2
+        )
+        state = opt.init(params)
+        for _ in range(3):
+            updates, state = opt.update(
+                params, state, params, value_fn=loss, metric=metric
+            )
+            params = optax.apply_updates(params, updates)
+        return params, state.damping
+
+    try:
+        single = run(params, inputs, labels)
+        data = NamedSharding(mesh, P("data"))
+        sharded_inputs = jax.device_put(inputs, NamedSharding(mesh, P("data", None)))
+        sharded = run(params, sharded_inputs, jax.device_put(labels, data))
+        return {
+            "input_devices": len(sharded_inputs.sharding.device_set),
+            "error": relative_error(sharded, single),
+            "moved": relative_error(single[0], params),
+        }
+    except Exception as error:  # reported, so the test names what broke
+        return {"exception": f"{type(error).__name__}: {error}"[:2000]}
+
+
 def main() -> int:
     devices = jax.devices()
     if len(devices) != 4:
@@ -124,6 +172,7 @@ def main() -> int:
         "x64": bool(jax.config.jax_enable_x64),
         "batch": check_batch_of_points(mesh_data),
         "params": check_sharded_parameters(mesh_model),
+        "hessian_free": check_hessian_free(mesh_data),
     }
     print(json.dumps(report))
     return 0

@@ -16,6 +16,10 @@ from ._first_order import (
     radam as radam,
     rsgd as rsgd,
 )
+from ._hessian_free import (
+    HessianFreeState as HessianFreeState,
+    hessian_free as hessian_free,
+)
 from ._newton import NewtonState as NewtonState, newton as newton
 from ._riemannian import RiemannianState as RiemannianState, riemannian as riemannian
 from ._trust_region import (
