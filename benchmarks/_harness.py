@@ -83,12 +83,17 @@ def check_against(reference, output, rtol):
     """Max abs difference of `output` from `reference` (pytrees of arrays); raises
     `CheckError` above `rtol` times the reference's largest entry (or 1)."""
     ref, out = _leaves(reference), _leaves(output)
-    if len(ref) != len(out) or any(a.shape != b.shape for a, b in zip(ref, out, strict=True)):
+    if len(ref) != len(out) or any(
+        a.shape != b.shape for a, b in zip(ref, out, strict=True)
+    ):
         raise CheckError(
             f"structure differs: shapes {[a.shape for a in out]} against the "
             f"reference's {[a.shape for a in ref]}"
         )
-    diff = max((float(np.max(np.abs(a - b))) for a, b in zip(ref, out, strict=True)), default=0.0)
+    diff = max(
+        (float(np.max(np.abs(a - b))) for a, b in zip(ref, out, strict=True)),
+        default=0.0,
+    )
     scale = max((float(np.max(np.abs(a))) for a in ref if a.size), default=0.0)
     if not diff <= rtol * max(1.0, scale):
         raise CheckError(

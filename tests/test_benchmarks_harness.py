@@ -78,6 +78,7 @@ def test_check_needs_one_reference():
 
 
 def test_json_round_trip_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")  # in the `bench` extra, not the core
     payload = {"toy": {"fast": {"steady_s": 1e-5}}}
     hz.save_json("toy", payload, tmp_path)
     assert hz.load_json("toy", tmp_path) == payload
