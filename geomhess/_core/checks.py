@@ -5,7 +5,14 @@ naming the function, the argument and the shapes. Problems that depend on values
 metric that is not positive definite, a point outside a chart's domain, NaN input) are
 checked with [`equinox.error_if`][], which raises eagerly and inside `jit`; the
 environment variable `EQX_ON_ERROR` (`raise`, `nan`, `breakpoint`) chooses what happens.
+
+The checks that run on every step of an optimizer (points on the manifold, vectors
+tangent, losses and gradients finite) are switched off by `GEOMHESS_CHECKS=0`, read
+when a function is traced (set it before the first call; `jit` caches keep what they
+were traced with). See docs/checks.md for the list and their cost.
 """
+
+import os
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -118,20 +125,34 @@ def check_finite(caller: str, x):
 
 
 NOT_PD_MSG = (
-    "the metric is not positive definite at this point (its Cholesky factorization "
-    "failed). Likely causes: (1) the metric function returns a matrix that is not "
-    "symmetric positive definite here; (2) the metric was reparametrized through a "
-    "chart whose Jacobian is singular at this point (J^-T G J^-1 degenerates); "
-    "(3) the point is outside the chart's domain or contains NaN."
+    "the metric is not positive definite, or not symmetric, at this point (its "
+    "Cholesky factorization failed, or it is not symmetric to 10 sqrt(eps) relative). "
+    "Likely causes: (1) the metric function returns a matrix that is not symmetric "
+    "positive definite here (symmetrize it, `0.5 * (G + G.T)`, if that is what you "
+    "mean); (2) the metric was reparametrized through a chart whose Jacobian is "
+    "singular at this point (J^-T G J^-1 degenerates); (3) the point is outside the "
+    "chart's domain or contains NaN."
 )
 
 
+def symmetry_defect(G):
+    """`max |G - G^T| / max |G|` (0 for a zero matrix), a scalar per matrix."""
+    scale = jnp.max(jnp.abs(G), axis=(-2, -1))
+    defect = jnp.max(jnp.abs(G - jnp.swapaxes(G, -1, -2)), axis=(-2, -1))
+    return jnp.where(scale > 0, defect / jnp.where(scale > 0, scale, 1), defect)
+
+
 def cholesky_factor(G):
-    """The Cholesky factor of a symmetric matrix and a flag: did it fail (not PD)?"""
-    # `jnp.linalg.cholesky` symmetrizes its input and returns NaNs where it fails;
-    # a NaN anywhere in `G` reaches the diagonal of `L`, so `d` entries tell it all.
+    """The Cholesky factor of a symmetric matrix and a flag: is `G` not symmetric
+    (to `membership_tol`) or not positive definite?"""
+    # `jnp.linalg.cholesky` reads one triangle only, so a non-symmetric `G` would be
+    # factored as a different matrix: the solve and the inner product (which uses
+    # all of `G`) would silently disagree. It returns NaNs where it fails; a NaN
+    # anywhere in `G` reaches the diagonal of `L`, so `d` entries tell it all.
     L = jnp.linalg.cholesky(G)
-    return L, ~jnp.all(jnp.isfinite(jnp.diagonal(L, axis1=-2, axis2=-1)))
+    failed = ~jnp.all(jnp.isfinite(jnp.diagonal(L, axis1=-2, axis2=-1)))
+    asymmetric = jnp.any(symmetry_defect(G) > membership_tol(jnp.result_type(G)))
+    return L, failed | asymmetric
 
 
 def nonfinite_or_not_pd_msg(caller: str) -> str:
@@ -143,3 +164,30 @@ def cholesky(caller: str, G):
     """Cholesky factor of a symmetric matrix, raising a clear error if it is not PD."""
     L, bad = cholesky_factor(G)
     return raise_if(L, bad, f"`{caller}`: {NOT_PD_MSG}")
+
+
+def checks_enabled() -> bool:
+    """Are the per-step value checks on? `GEOMHESS_CHECKS=0` turns them off."""
+    return os.environ.get("GEOMHESS_CHECKS", "1").strip().lower() not in (
+        "0",
+        "false",
+        "off",
+        "no",
+    )
+
+
+def membership_tol(dtype) -> float:
+    """The tolerance of "on the manifold" and "tangent": `10 sqrt(eps)` of the dtype
+    (`1.5e-7` in float64, `3.5e-3` in float32), far above the drift of long runs
+    (tests/test_float32_on_manifold.py: about 200 ulp in 1000 float32 steps) and far
+    below a point that was never on the manifold."""
+    return 10 * float(np.sqrt(np.finfo(dtype).eps))
+
+
+def require_small(tree, defect, message: str):
+    """`tree`, with an error raised (eagerly and under `jit`) when the scalar
+    `defect` is above `membership_tol` or NaN; nothing when checks are off."""
+    if not checks_enabled():
+        return tree
+    tol = membership_tol(jnp.result_type(defect))
+    return raise_if(tree, ~(defect <= tol), message)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
 
+from .._core.checks import membership_tol, require_small
 from .._core.tree import tree_vdot, tree_zeros_like
 from ._functions import safe_sqrt
 
@@ -110,6 +111,48 @@ class AbstractManifold(eqx.Module):
         """The zero tangent vector at `x`."""
         return tree_zeros_like(x)
 
+    # Membership checks. A manifold that can tell how far a point is from it (and a
+    # vector from its tangent space) overrides `_point_defect`/`_tangent_defect` with
+    # a dimensionless scalar, 0 on the manifold; the maps that move or measure
+    # (`exp`, `retract`, `transport`, `log`, `dist`) then check their inputs. The
+    # inner product and the projections are not checked: solvers call them in loops.
+    _what = "the manifold"
+    _point_hint = "membership defect"
+
+    def _point_defect(self, x):
+        return None
+
+    def _tangent_defect(self, x, v):
+        return None
+
+    def _checked_point(self, caller: str, x, name: str = "x"):
+        defect = self._point_defect(x)
+        if defect is None:
+            return x
+        tol = membership_tol(jnp.result_type(x))
+        return require_small(
+            x,
+            defect,
+            f"`{type(self).__name__}.{caller}`: the point `{name}` is not on {self._what} "
+            f"({self._point_hint}, to {tol:.1e}), or it holds NaN or inf. Project it "
+            f"with `manifold.to_manifold({name})`; `GEOMHESS_CHECKS=0` skips this "
+            "check.",
+        )
+
+    def _checked_tangent(self, caller: str, x, v, name: str = "v"):
+        defect = self._tangent_defect(x, v)
+        if defect is None:
+            return v
+        tol = membership_tol(jnp.result_type(v))
+        return require_small(
+            v,
+            defect,
+            f"`{type(self).__name__}.{caller}`: the vector `{name}` is not tangent "
+            f"at `x` (its normal part above {tol:.1e} relative to the larger of "
+            "its size and the point's), or it holds NaN or inf. Project it with "
+            f"`manifold.to_tangent(x, {name})`; `GEOMHESS_CHECKS=0` skips this check.",
+        )
+
 
 class AbstractEmbeddedManifold(AbstractManifold):
     """A Riemannian submanifold of a Euclidean space (metric induced by the ambient
@@ -184,6 +227,14 @@ def check_shape(caller: str, name: str, value, shape: tuple[int, ...]):
             f"`{caller}`: `{name}` must be floating point, got dtype "
             f"{jnp.result_type(value)}."
         )
+
+
+def relative(defect, scale, floor):
+    """`defect / max(scale, floor)`: a vector's normal part relative to its size,
+    but never to less than the point's own scale `floor`. Near a critical point a
+    momentum or a step is a small difference of large terms, whose rounding leaves
+    a normal part small against the point but not against the vector itself."""
+    return defect / jnp.maximum(scale, floor)
 
 
 def sym(A):

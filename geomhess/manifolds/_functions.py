@@ -81,12 +81,15 @@ def atanc_sqrt(l):
 
 
 def safe_sqrt(l):
-    """$\\sqrt{l}$ with derivative 0 (not NaN) at $l \\le 0$.
+    """$\\sqrt{l}$ with derivative 0 (not NaN) at $l \\le 0$, and NaN for NaN `l`.
 
-    Used for norms and distances, which are not differentiable at 0 anyway.
+    Used for norms and distances, which are not differentiable at 0 anyway. A NaN
+    stays NaN (a NaN point has no distance; 0 would be a silent wrong number), and
+    a tiny negative `l` from rounding gives 0.
     """
     positive = l > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, l, jnp.ones_like(l))), 0.0)
+    root = jnp.sqrt(jnp.where(positive, l, jnp.ones_like(l)))
+    return jnp.where(positive, root, jnp.where(jnp.isnan(l), l, jnp.zeros_like(l)))
 
 
 def _transpose(a):

@@ -3,7 +3,7 @@
 import equinox as eqx
 import jax.numpy as jnp
 
-from ._base import AbstractManifold, check_shape, normal
+from ._base import AbstractManifold, check_shape, normal, relative
 from ._functions import cosh_sqrt, safe_sqrt, sinhc_sqrt
 
 
@@ -55,8 +55,20 @@ class Hyperbolic(AbstractManifold):
 
     n: int = eqx.field(static=True)
 
+    _what = "the hyperboloid's upper sheet"
+    _point_hint = "|<x, x>_L + 1| / x_0^2 above the tolerance, or x_0 <= 0"
+
     def _check(self, caller, x):
         check_shape(f"Hyperbolic({self.n}).{caller}", "x", x, (self.n + 1,))
+
+    def _point_defect(self, x):
+        # Relative to x_0^2: the Minkowski product cancels to that accuracy.
+        defect = jnp.abs(minkowski(x, x) + 1) / jnp.maximum(x[0] ** 2, 1)
+        return jnp.where(x[0] > 0, defect, jnp.inf)
+
+    def _tangent_defect(self, x, v):
+        size = jnp.linalg.norm(x)
+        return relative(jnp.abs(minkowski(x, v)) / size, jnp.linalg.norm(v), size)
 
     def inner(self, x, u, v):
         self._check("inner", x)
@@ -84,11 +96,15 @@ class Hyperbolic(AbstractManifold):
 
     def exp(self, x, v):
         self._check("exp", x)
+        x = self._checked_point("exp", x)
+        v = self._checked_tangent("exp", x, v)
         l = jnp.maximum(minkowski(v, v), 0.0)
         return cosh_sqrt(l) * x + sinhc_sqrt(l) * v
 
     def log(self, x, y):
         self._check("log", x)
+        x = self._checked_point("log", x)
+        y = self._checked_point("log", y, "y")
         u = y + minkowski(x, y) * x
         s = safe_sqrt(minkowski(u, u))
         d = self.dist(x, y)
@@ -99,10 +115,15 @@ class Hyperbolic(AbstractManifold):
     def transport(self, x, y, v):
         """Parallel transport along the geodesic from `x` to `y` (an isometry)."""
         self._check("transport", x)
+        x = self._checked_point("transport", x)
+        y = self._checked_point("transport", y, "y")
+        v = self._checked_tangent("transport", x, v)
         return v + minkowski(y, v) / (1 - minkowski(x, y)) * (x + y)
 
     def dist(self, x, y):
         self._check("dist", x)
+        x = self._checked_point("dist", x)
+        y = self._checked_point("dist", y, "y")
         d = y - x
         return 2 * jnp.arcsinh(0.5 * safe_sqrt(minkowski(d, d)))
 

@@ -4,7 +4,14 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from ._base import AbstractManifold, check_shape, normal, sym
+from .._core.checks import (
+    checks_enabled,
+    cholesky_factor,
+    membership_tol,
+    raise_if,
+    symmetry_defect,
+)
+from ._base import AbstractManifold, check_shape, normal, relative, sym
 from ._functions import expm_sym, logm_sym, safe_sqrt, sqrtm_sym
 
 
@@ -47,8 +54,43 @@ class SPD(AbstractManifold):
 
     n: int = eqx.field(static=True)
 
+    _what = "the SPD matrices"
+
     def _check(self, caller, x):
         check_shape(f"SPD({self.n}).{caller}", "x", x, (self.n, self.n))
+
+    def _point_defect(self, x):
+        return symmetry_defect(x)
+
+    def _tangent_defect(self, x, v):
+        size = jnp.max(jnp.abs(x))
+        return relative(jnp.max(jnp.abs(v - v.T)), jnp.max(jnp.abs(v)), size)
+
+    def _cholesky(self, caller, x, name="x"):
+        """The Cholesky factor of the point `x`, checked (when checks are on): `x`
+        symmetric to the tolerance and positive definite (the factorization
+        succeeds). A Cholesky of a matrix that is not SPD gives NaN, which would
+        reach `dist` and `log` as NaN or, through `sqrt`, as a silent number."""
+        L, failed = cholesky_factor(x)
+        if not checks_enabled():
+            return L
+        tol = membership_tol(x.dtype)
+        return raise_if(
+            L,
+            failed,
+            f"`SPD({self.n}).{caller}`: the point `{name}` is not symmetric positive "
+            f"definite (not symmetric to {tol:.1e} relative, or its Cholesky "
+            "factorization failed: an eigenvalue <= 0, or NaN/inf). Symmetrize with "
+            "`manifold.to_manifold(x)`; a lost definiteness cannot be repaired by "
+            "projection. `GEOMHESS_CHECKS=0` skips this check.",
+        )
+
+    def _checked_spd(self, caller, y, name="y"):
+        """`y`, checked as `_cholesky` checks `x` (one more Cholesky when on)."""
+        if not checks_enabled():
+            return y
+        L = self._cholesky(caller, y, name)
+        return y + jnp.zeros_like(L[0, 0])
 
     def inner(self, x, u, v):
         self._check("inner", x)
@@ -74,30 +116,36 @@ class SPD(AbstractManifold):
     def retract(self, x, v):
         """$X + V + \\frac12 V X^{-1} V$, second order, always PD."""
         self._check("retract", x)
-        L = jnp.linalg.cholesky(x)
+        L = self._cholesky("retract", x)
+        v = self._checked_tangent("retract", x, v)
         half = jsl.solve_triangular(L, v, lower=True)
         return sym(x + v + 0.5 * half.T @ half)
 
     def exp(self, x, v):
         self._check("exp", x)
-        L = jnp.linalg.cholesky(x)
+        L = self._cholesky("exp", x)
+        v = self._checked_tangent("exp", x, v)
         return sym(L @ expm_sym(_whiten(L, v)) @ L.T)
 
     def log(self, x, y):
         self._check("log", x)
-        L = jnp.linalg.cholesky(x)
+        L = self._cholesky("log", x)
+        y = self._checked_spd("log", y)
         return sym(L @ logm_sym(_whiten(L, y)) @ L.T)
 
     def transport(self, x, y, v):
         """Parallel transport along the geodesic from `x` to `y` (an isometry)."""
         self._check("transport", x)
-        L = jnp.linalg.cholesky(x)
+        L = self._cholesky("transport", x)
+        y = self._checked_spd("transport", y)
+        v = self._checked_tangent("transport", x, v)
         root = sqrtm_sym(_whiten(L, y))
         return sym(L @ root @ _whiten(L, v) @ root @ L.T)
 
     def dist(self, x, y):
         self._check("dist", x)
-        L = jnp.linalg.cholesky(x)
+        L = self._cholesky("dist", x)
+        y = self._checked_spd("dist", y)
         log_w = logm_sym(_whiten(L, y))
         return safe_sqrt(jnp.vdot(log_w, log_w))
 

@@ -3,7 +3,7 @@
 import equinox as eqx
 import jax.numpy as jnp
 
-from ._base import AbstractEmbeddedManifold, check_shape, normal
+from ._base import AbstractEmbeddedManifold, check_shape, normal, relative
 from ._functions import cos_sqrt, safe_sqrt, sinc_sqrt
 
 
@@ -40,8 +40,17 @@ class Sphere(AbstractEmbeddedManifold):
 
     n: int = eqx.field(static=True)
 
+    _what = "the sphere"
+    _point_hint = "|x|^2 - 1 above the tolerance"
+
     def _check(self, caller, x):
         check_shape(f"Sphere({self.n}).{caller}", "x", x, (self.n,))
+
+    def _point_defect(self, x):
+        return jnp.abs(jnp.dot(x, x) - 1)
+
+    def _tangent_defect(self, x, v):
+        return relative(jnp.abs(jnp.dot(x, v)), jnp.linalg.norm(v), 1)
 
     def to_tangent(self, x, v):
         self._check("to_tangent", x)
@@ -59,15 +68,21 @@ class Sphere(AbstractEmbeddedManifold):
     def retract(self, x, v):
         """$(x + v)/\\lVert x + v\\rVert$: the metric projection, second order."""
         self._check("retract", x)
+        x = self._checked_point("retract", x)
+        v = self._checked_tangent("retract", x, v)
         return self.to_manifold(x + v)
 
     def exp(self, x, v):
         self._check("exp", x)
+        x = self._checked_point("exp", x)
+        v = self._checked_tangent("exp", x, v)
         l = jnp.dot(v, v)
         return cos_sqrt(l) * x + sinc_sqrt(l) * v
 
     def log(self, x, y):
         self._check("log", x)
+        x = self._checked_point("log", x)
+        y = self._checked_point("log", y, "y")
         c = jnp.dot(x, y)
         u = y - c * x
         s = safe_sqrt(jnp.dot(u, u))
@@ -80,10 +95,15 @@ class Sphere(AbstractEmbeddedManifold):
     def transport(self, x, y, v):
         """The projection $P_y v$: a vector transport, not an isometry."""
         self._check("transport", x)
+        x = self._checked_point("transport", x)
+        y = self._checked_point("transport", y, "y")
+        v = self._checked_tangent("transport", x, v)
         return self.to_tangent(y, v)
 
     def dist(self, x, y):
         self._check("dist", x)
+        x = self._checked_point("dist", x)
+        y = self._checked_point("dist", y, "y")
         d = x - y
         chord = safe_sqrt(jnp.dot(d, d))
         return 2 * jnp.arcsin(jnp.minimum(0.5 * chord, 1.0))

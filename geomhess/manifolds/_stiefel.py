@@ -10,6 +10,7 @@ from ._base import (
     AbstractManifold,
     check_shape,
     normal,
+    relative,
     sym,
 )
 from ._functions import (
@@ -27,6 +28,11 @@ def _polar(X):
     matrix: the closest matrix with orthonormal columns. Differentiable everywhere
     (including at orthonormal `X`, where $X^\\top X = I$ has repeated eigenvalues)."""
     return X @ inv_sqrtm_sym(X.T @ X)
+
+
+def _frame_defect(x):
+    """`max |X^T X - I|`: 0 exactly for orthonormal columns."""
+    return jnp.max(jnp.abs(x.T @ x - jnp.eye(x.shape[1], dtype=x.dtype)))
 
 
 def _random_frame(key, n, p, dtype):
@@ -69,8 +75,17 @@ class Stiefel(AbstractEmbeddedManifold):
                 f"`Stiefel`: need 1 <= p <= n, got n={self.n}, p={self.p}."
             )
 
+    _what = "the Stiefel manifold"
+    _point_hint = "max |X^T X - I| above the tolerance"
+
     def _check(self, caller, x):
         check_shape(f"Stiefel({self.n}, {self.p}).{caller}", "x", x, (self.n, self.p))
+
+    def _point_defect(self, x):
+        return _frame_defect(x)
+
+    def _tangent_defect(self, x, v):
+        return relative(jnp.max(jnp.abs(sym(x.T @ v))), jnp.max(jnp.abs(v)), 1)
 
     def to_tangent(self, x, v):
         self._check("to_tangent", x)
@@ -88,10 +103,14 @@ class Stiefel(AbstractEmbeddedManifold):
     def retract(self, x, v):
         """The polar retraction $\\mathrm{polar}(X + V)$, second order."""
         self._check("retract", x)
+        x = self._checked_point("retract", x)
+        v = self._checked_tangent("retract", x, v)
         return _polar(x + v)
 
     def exp(self, x, v):
         self._check("exp", x)
+        x = self._checked_point("exp", x)
+        v = self._checked_tangent("exp", x, v)
         p = self.p
         A = x.T @ v
         S = v.T @ v
@@ -110,6 +129,9 @@ class Stiefel(AbstractEmbeddedManifold):
     def transport(self, x, y, v):
         """The projection $P_Y V$ onto $T_Y$: a vector transport, not an isometry."""
         self._check("transport", x)
+        x = self._checked_point("transport", x)
+        y = self._checked_point("transport", y, "y")
+        v = self._checked_tangent("transport", x, v)
         return self.to_tangent(y, v)
 
     def dist(self, x, y):
@@ -188,8 +210,17 @@ class Grassmann(AbstractManifold):
                 f"`Grassmann`: need 1 <= p <= n, got n={self.n}, p={self.p}."
             )
 
+    _what = "the Grassmann manifold (orthonormal representatives)"
+    _point_hint = "max |X^T X - I| above the tolerance"
+
     def _check(self, caller, x):
         check_shape(f"Grassmann({self.n}, {self.p}).{caller}", "x", x, (self.n, self.p))
+
+    def _point_defect(self, x):
+        return _frame_defect(x)
+
+    def _tangent_defect(self, x, v):
+        return relative(jnp.max(jnp.abs(x.T @ v)), jnp.max(jnp.abs(v)), 1)
 
     def inner(self, x, u, v):
         self._check("inner", x)
@@ -212,10 +243,14 @@ class Grassmann(AbstractManifold):
     def retract(self, x, v):
         """$\\mathrm{polar}(X + V)$, a second-order retraction."""
         self._check("retract", x)
+        x = self._checked_point("retract", x)
+        v = self._checked_tangent("retract", x, v)
         return _polar(x + v)
 
     def exp(self, x, v):
         self._check("exp", x)
+        x = self._checked_point("exp", x)
+        v = self._checked_tangent("exp", x, v)
         S = v.T @ v
         return x @ symmetric_function(_cos_sqrt, S) + v @ symmetric_function(
             _sinc_sqrt, S
@@ -223,6 +258,8 @@ class Grassmann(AbstractManifold):
 
     def log(self, x, y):
         self._check("log", x)
+        x = self._checked_point("log", x)
+        y = self._checked_point("log", y, "y")
         xty = x.T @ y
         # M = (I - X X^T) Y (X^T Y)^{-1}, by a solve rather than an inverse.
         M = jnp.linalg.solve(xty.T, (y - x @ xty).T).T
@@ -231,6 +268,9 @@ class Grassmann(AbstractManifold):
     def transport(self, x, y, v):
         """The horizontal projection at `y`: a vector transport, not an isometry."""
         self._check("transport", x)
+        x = self._checked_point("transport", x)
+        y = self._checked_point("transport", y, "y")
+        v = self._checked_tangent("transport", x, v)
         return self.to_tangent(y, v)
 
     def dist(self, x, y):

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._core.checks import check_point, raise_if
+from .._core.checks import check_point, membership_tol, raise_if, symmetry_defect
 from .._core.solve import cg_solve, spd_solve
 from .._core.tree import on_basis
 from ._base import AbstractMetric
@@ -64,7 +64,17 @@ class FromFunction(AbstractMetric):
                 f"`metrics.FromFunction`: the metric function returned shape "
                 f"{jnp.shape(G)} at a point of shape {x.shape}; expected ({d}, {d})."
             )
-        return G
+        # The inner product uses all of `G`, a Cholesky one triangle: a non-symmetric
+        # `G` would make them disagree in silence.
+        tol = membership_tol(jnp.result_type(G))
+        return raise_if(
+            G,
+            symmetry_defect(G) > tol,
+            f"`metrics.FromFunction`: the metric function returned a matrix that is "
+            f"not symmetric (max |G - G^T| / max |G| above {tol:.1e}). "
+            "A metric must be symmetric: return `0.5 * (G + G.T)` if that is what you "
+            "mean.",
+        )
 
     def mvp(self, x, v):
         return self.matrix(x) @ v

@@ -121,8 +121,13 @@ def classify_critical_point(
 ) -> CriticalPoint:
     """Classify `x` by the second-derivative test, checking the gradient first.
 
-    1. If the Riemannian gradient norm `sqrt(df . G^{-1} df)` exceeds `grad_tol`, the
-       point is `"not-critical"` (a Hessian test there says nothing about extrema).
+    1. If the Riemannian gradient norm `sqrt(df . G^{-1} df)` exceeds `grad_tol`
+       times the largest eigenvalue magnitude of the shape operator `G^{-1} nabla^2 f`,
+       the point is `"not-critical"` (a Hessian test there says nothing about
+       extrema). The ratio is the length of a Newton step, so the test does not
+       change when `f` is scaled: `1e-9 * ((x0 - 1)**2 + x1**2)` at the origin is
+       not critical, whatever the factor. (A zero Hessian makes any nonzero gradient
+       "not critical".)
     2. Otherwise the shape operator's eigenvalues decide: all `> eig_tol` is a
        `"minimum"`, all `< -eig_tol` a `"maximum"`, some of each sign a `"saddle"`,
        and anything else (semidefinite with an eigenvalue within `eig_tol` of zero)
@@ -135,8 +140,9 @@ def classify_critical_point(
         f: a scalar function of a 1-D point.
         x: the point, shape `(d,)`.
         metric: the metric (default: Euclidean).
-        grad_tol: absolute tolerance on the gradient norm; default `sqrt(eps)` of
-            the dtype (`1.5e-8` in float64, `3.5e-4` in float32).
+        grad_tol: tolerance on the gradient norm, relative to the largest
+            eigenvalue magnitude (a length in the metric: the Newton step's); default
+            `sqrt(eps)` of the dtype (`1.5e-8` in float64, `3.5e-4` in float32).
         eig_tol: tolerance on eigenvalues, relative to the largest in magnitude;
             default `sqrt(eps)` of the dtype.
 
@@ -171,7 +177,7 @@ def classify_critical_point(
     negative = eigenvalues < -threshold
     K = CriticalPointKind
     kind = K.where(
-        gradient_norm > grad_tol,
+        gradient_norm > grad_tol * scale,
         K.not_critical,
         K.where(
             jnp.all(positive),
