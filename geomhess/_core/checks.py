@@ -115,6 +115,21 @@ def nonfinite(x):
     return jnp.any(jnp.stack([~jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
 
 
+def require_finite(caller: str, tree, what: str):
+    """`tree`, raising (eagerly and under `jit`) if it holds NaN or inf; `what` names
+    it in the message ("the gradient", "the loss"). Off with `GEOMHESS_CHECKS=0`."""
+    if not checks_enabled():
+        return tree
+    return raise_if(
+        tree,
+        nonfinite(tree),
+        f"`{caller}`: {what} holds NaN or inf at the current params, so no step can "
+        "be computed from it. Check the loss there (a log of a non-positive number, "
+        "an overflow, a division by zero), or lower the learning rate if the run "
+        "diverged. `GEOMHESS_CHECKS=0` skips this check.",
+    )
+
+
 def nonfinite_msg(caller: str) -> str:
     return f"`{caller}`: the point `x` contains NaN or inf values."
 

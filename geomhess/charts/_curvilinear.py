@@ -1,9 +1,8 @@
 """Polar and n-dimensional spherical coordinates."""
 
-import equinox as eqx
 import jax.numpy as jnp
 
-from .._core.checks import check_point
+from .._core.checks import check_point, raise_if
 from ._base import AbstractChart
 
 
@@ -25,8 +24,10 @@ class Polar(AbstractChart):
         check_point("Polar", x, flat=True)
         if x.shape != (2,):
             raise ValueError(f"`Polar`: expected a point of shape (2,), got {x.shape}.")
+        # The check sits on the input: on `r`, it would be dropped under `jit` from
+        # a `jax.vjp` or `jacrev` that discards the chart's value (then NaN).
+        x = raise_if(x, (x[0] == 0) & (x[1] == 0), f"`Polar`: {_ORIGIN_MSG}")
         r = jnp.sqrt(x[0] ** 2 + x[1] ** 2)
-        r = eqx.error_if(r, r == 0, f"`Polar`: {_ORIGIN_MSG}")
         return jnp.stack([r, jnp.arctan2(x[1], x[0])])
 
     def inverse(self, y):
@@ -35,9 +36,10 @@ class Polar(AbstractChart):
             raise ValueError(
                 f"`Polar.inverse`: expected a point of shape (2,), got {y.shape}."
             )
-        r = eqx.error_if(
-            y[0], y[0] <= 0, "`Polar.inverse`: the radius must be positive."
+        y = raise_if(
+            y, ~(y[0] > 0), "`Polar.inverse`: the radius must be positive (r > 0)."
         )
+        r = y[0]
         return jnp.stack([r * jnp.cos(y[1]), r * jnp.sin(y[1])])
 
 
@@ -59,8 +61,9 @@ class Spherical(AbstractChart):
             )
         # tail[k] = |x_{k:}| for k < n - 1 (|x_n| alone is never needed, and its sqrt
         # would put a NaN into reverse-mode derivatives where x_n = 0).
+        # Checked on the input (see `Polar`): the trailing coordinates x_2..x_n all 0.
+        x = raise_if(x, jnp.all(x[1:] == 0), f"`Spherical`: {_ORIGIN_MSG}")
         tail = jnp.sqrt(jnp.cumsum((x**2)[::-1])[::-1][: n - 1])
-        tail = eqx.error_if(tail, jnp.any(tail == 0), f"`Spherical`: {_ORIGIN_MSG}")
         # atan2 rather than arccos: it stays accurate near the poles.
         angles = jnp.arctan2(tail[1:], x[: n - 2])
         last = jnp.arctan2(x[n - 1], x[n - 2])
@@ -68,9 +71,10 @@ class Spherical(AbstractChart):
 
     def inverse(self, y):
         check_point("Spherical.inverse", y, flat=True)
-        r = eqx.error_if(
-            y[0], y[0] <= 0, "`Spherical.inverse`: the radius must be positive."
+        y = raise_if(
+            y, ~(y[0] > 0), "`Spherical.inverse`: the radius must be positive (r > 0)."
         )
+        r = y[0]
         angles = y[1:]
         sines = jnp.concatenate([jnp.ones((1,), y.dtype), jnp.cumprod(jnp.sin(angles))])
         cosines = jnp.concatenate([jnp.cos(angles), jnp.ones((1,), y.dtype)])

@@ -65,7 +65,7 @@ class Affine(AbstractChart):
 def _exp_inverse(y):
     y = eqx.error_if(
         y,
-        jnp.any(y <= 0),
+        jnp.any(~(y > 0)),
         "`Elementwise.exp`: the point is outside the chart's range: `log` needs "
         "every coordinate > 0.",
     )
@@ -75,7 +75,7 @@ def _exp_inverse(y):
 def _softplus_inverse(y):
     y = eqx.error_if(
         y,
-        jnp.any(y <= 0),
+        jnp.any(~(y > 0)),
         "`Elementwise.softplus`: the point is outside the chart's range: the "
         "inverse softplus needs every coordinate > 0.",
     )
@@ -86,7 +86,7 @@ def _softplus_inverse(y):
 def _log_forward(x):
     x = eqx.error_if(
         x,
-        jnp.any(x <= 0),
+        jnp.any(~(x > 0)),
         "`Elementwise.log`: the point is outside the chart's domain: `log` needs "
         "every coordinate > 0.",
     )

@@ -54,6 +54,11 @@ def newton_step(f, connection, x, *, damping=0.0, metric=None):
         return tree_axpy(damping, metric.mvp(x, v), hv) if damped else hv
 
     minus_df = tree_scale(-1.0, jax.grad(f)(x))
+    minus_df = raise_if(
+        minus_df,
+        nonfinite(minus_df),
+        "`newton_step`: the gradient of `f` holds NaN or inf at this point.",
+    )
     if isinstance(x, jax.Array) and x.ndim == 1:
         H = covariant_hessian(f, connection, x)
         if damped:

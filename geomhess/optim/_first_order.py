@@ -7,11 +7,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 import optax
 
+from .._core.checks import require_finite
 from . import _tree as mt
 from ._moment import MomentRule, moment_step
-from ._riemannian import check_params, check_stabilize_every, stabilize
+from ._riemannian import check_params, check_stabilize_every, check_state, stabilize
 
 
 class RSGDState(NamedTuple):
@@ -43,12 +45,37 @@ class RAdamState(NamedTuple):
     nu: Any
 
 
-def as_hyperparameter(value):
+# name -> (test, what the message says it must be)
+_RULES = {
+    "positive": (lambda v: v > 0, "> 0"),
+    "nonnegative": (lambda v: v >= 0, ">= 0"),
+    "below_one": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "above_one": (lambda v: v > 1, "> 1"),
+    "at_most_one": (lambda v: 0 < v <= 1, "in (0, 1]"),
+}
+
+
+def as_hyperparameter(value, caller: str = "", name: str = "", rule: str | None = None):
     """A number becomes a 0-d array (so a new value does not recompile); a schedule
-    (a callable of the step count) is kept as it is."""
+    (a callable of the step count) is kept as it is.
+
+    A concrete number is checked: finite, and within `rule` (a key of `_RULES`), so
+    that a negative learning rate or `b1 = 1` is refused when the optimizer is made
+    instead of turning into a silent ascent or a division by zero. Traced values and
+    schedules are not checked.
+    """
     if value is None or isinstance(value, Callable):
         return value
-    return jnp.asarray(value)
+    array = jnp.asarray(value)
+    if rule is not None and not isinstance(array, jax.core.Tracer):
+        number = np.asarray(array)
+        test, must = _RULES[rule]
+        if number.ndim != 0 or not np.isfinite(number) or not test(number):
+            raise ValueError(
+                f"`{caller}`: `{name}` must be a finite number {must}, got {value!r}."
+            )
+    return array
 
 
 def evaluate(value, count):
@@ -71,8 +98,10 @@ class _RSGD(eqx.Module):
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
         check_params("rsgd", params)
+        if self.momentum is not None:
+            check_state("rsgd", "momentum", state.momentum, params)
         treedef, manifolds, xs = mt.split("rsgd", self.manifold, params)
-        gs = mt.leaves_of(treedef, updates)
+        gs = mt.leaves_of(treedef, require_finite("rsgd", updates, "the gradient"))
         lr = evaluate(self.learning_rate, state.count)
         bufs = (
             [None] * len(xs)
@@ -122,8 +151,9 @@ class _RAdam(eqx.Module):
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
         check_params("radam", params)
+        check_state("radam", "mu", state.mu, params)
         treedef, manifolds, xs = mt.split("radam", self.manifold, params)
-        gs = mt.leaves_of(treedef, updates)
+        gs = mt.leaves_of(treedef, require_finite("radam", updates, "the gradient"))
         mus = mt.leaves_of(treedef, state.mu)
         nus = mt.leaves_of(treedef, state.nu)
         count = optax.safe_int32_increment(state.count)
@@ -211,9 +241,9 @@ def rsgd(
         raise ValueError("`rsgd`: `nesterov=True` needs a `momentum` coefficient.")
     check_stabilize_every("rsgd", stabilize_every)
     module = _RSGD(
-        as_hyperparameter(learning_rate),
+        as_hyperparameter(learning_rate, "rsgd", "learning_rate", "positive"),
         manifold,
-        as_hyperparameter(momentum),
+        as_hyperparameter(momentum, "rsgd", "momentum", "below_one"),
         nesterov,
         stabilize_every,
     )
@@ -269,11 +299,11 @@ def radam(
     """
     check_stabilize_every("radam", stabilize_every)
     module = _RAdam(
-        as_hyperparameter(learning_rate),
+        as_hyperparameter(learning_rate, "radam", "learning_rate", "positive"),
         manifold,
-        as_hyperparameter(b1),
-        as_hyperparameter(b2),
-        as_hyperparameter(eps),
+        as_hyperparameter(b1, "radam", "b1", "below_one"),
+        as_hyperparameter(b2, "radam", "b2", "below_one"),
+        as_hyperparameter(eps, "radam", "eps", "nonnegative"),
         stabilize_every,
     )
     return optax.GradientTransformationExtraArgs(module.init, module.update)

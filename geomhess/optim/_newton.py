@@ -9,6 +9,7 @@ import jax.tree_util as jtu
 import optax
 from jax.flatten_util import ravel_pytree
 
+from .._core.checks import require_finite
 from .._core.solve import symmetric_solve
 from ..operators._newton import newton_step
 from . import _tree as mt
@@ -67,7 +68,7 @@ def riemannian_newton_step(
     the identity and the system is `(G^{-1} nabla^2 f + damping) eta = -G^{-1} df`,
     the same as `(nabla^2 f + damping G) eta = -df`.
     """
-    egrad = jax.grad(f)(x)
+    egrad = require_finite("newton", jax.grad(f)(x), "the gradient")
     minus_rgrad = mt.tree_scale(-1, geometry.gradient(x, egrad))
     minus_rgrad = geometry.to_tangent(x, minus_rgrad)
 
@@ -208,6 +209,6 @@ def newton(
     # An exactly-zero damping stays a Python number so that `newton_step` takes its
     # undamped path (which needs no metric).
     if not (isinstance(damping, (int, float)) and damping == 0):
-        damping = as_hyperparameter(damping)
+        damping = as_hyperparameter(damping, "newton", "damping", "nonnegative")
     module = _Newton(geometry, damping, retraction, dense_below)
     return optax.GradientTransformationExtraArgs(module.init, module.update)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .._core.checks import check_like, require_finite
 from . import _tree as mt
 
 
@@ -31,6 +32,17 @@ def check_params(caller: str, params):
         )
 
 
+def check_state(caller: str, field: str, value, params):
+    """Refuse an optimizer state made for other params (it would broadcast)."""
+    try:
+        check_like(caller, f"state.{field}", value, params, "`params`")
+    except ValueError as error:
+        raise ValueError(
+            f"{error} The optimizer state was made by `init` for other params; call "
+            "`init(params)` for these."
+        ) from None
+
+
 class _Riemannian(eqx.Module):
     base: optax.GradientTransformationExtraArgs
     manifold: Any
@@ -45,6 +57,7 @@ class _Riemannian(eqx.Module):
     def update(self, updates, state, params=None, **extra_args):
         check_params("riemannian", params)
         treedef, manifolds, xs = mt.split("riemannian", self.manifold, params)
+        updates = require_finite("riemannian", updates, "the gradient")
         gs = mt.leaves_of(treedef, updates)
         rgrad = treedef.unflatten(
             [

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import optax
 
+from .._core.checks import require_finite
 from . import _tree as mt
 from ._first_order import as_hyperparameter
 from ._geometry import (
@@ -18,7 +19,7 @@ from ._geometry import (
     total_size,
 )
 from ._newton import check_value_fn
-from ._riemannian import check_params
+from ._riemannian import check_params, check_state
 
 
 class TrustRegionState(NamedTuple):
@@ -191,6 +192,7 @@ class _TrustRegion(eqx.Module):
         del updates, extra_args
         check_params("trust_region", params)
         check_value_fn("trust_region", value_fn)
+        check_state("trust_region", "point", state.point, params)
         if isinstance(self.geometry, CoordinateGeometry):
             self.geometry.require_metric("trust_region")
         geometry = self.geometry
@@ -211,6 +213,11 @@ class _TrustRegion(eqx.Module):
             same,
             lambda: (state.value, state.egrad, state.grad_norm),
             lambda: self._evaluate(value_fn, x),
+        )
+        # A NaN loss at the iterate would reject every step and shrink the radius
+        # forever; a NaN at a candidate only rejects that candidate.
+        fx, egrad = require_finite(
+            "trust_region", (fx, egrad), "the loss or its gradient"
         )
         rgrad = self._rgrad(x, egrad)
         hessian = geometry.hessian(value_fn, x, egrad, hvp_fn, caller="trust_region")
@@ -343,15 +350,25 @@ def trust_region(
     """
     check_retraction("trust_region", retraction)
     geometry = as_geometry("trust_region", manifold_or_connection)
+    as_hyperparameter(initial_radius, "trust_region", "initial_radius", "positive")
     if max_radius is None:
         max_radius = 8 * initial_radius
+    if (
+        isinstance(max_radius, (int, float))
+        and isinstance(initial_radius, (int, float))
+        and not max_radius >= initial_radius
+    ):
+        raise ValueError(
+            f"`trust_region`: `max_radius` ({max_radius}) must be at least "
+            f"`initial_radius` ({initial_radius})."
+        )
     module = _TrustRegion(
         geometry,
-        as_hyperparameter(initial_radius),
-        as_hyperparameter(max_radius),
-        as_hyperparameter(acceptance),
-        as_hyperparameter(kappa),
-        as_hyperparameter(theta),
+        as_hyperparameter(initial_radius, "trust_region", "initial_radius", "positive"),
+        as_hyperparameter(max_radius, "trust_region", "max_radius", "positive"),
+        as_hyperparameter(acceptance, "trust_region", "acceptance", "below_one"),
+        as_hyperparameter(kappa, "trust_region", "kappa", "fraction"),
+        as_hyperparameter(theta, "trust_region", "theta", "positive"),
         retraction,
         min_inner,
         max_inner,
