@@ -74,6 +74,11 @@ class CoordinateGeometry(eqx.Module):
     def to_tangent(self, x, v):
         return v
 
+    def flat(self, x):
+        """`u -> G u`, the covector of a vector (lowering an index)."""
+        metric = self.require_metric("flat")
+        return lambda u: metric.mvp(x, u)
+
     def move(self, x, v, retraction: str):
         if retraction == "exp":
             return exp_map(self.connection, x, v)
@@ -114,6 +119,14 @@ class ManifoldGeometry(eqx.Module):
 
     def to_tangent(self, x, v):
         return self.manifold.to_tangent(x, v)
+
+    def flat(self, x):
+        """`u -> (w -> <u, w>_x)` as an ambient array: the identity on an embedded
+        manifold (the dot product), the gradient of the bilinear inner product in its
+        second argument otherwise (`X^-1 U X^-1` on SPD, `J u` on Hyperbolic)."""
+        if isinstance(self.manifold, AbstractEmbeddedManifold):
+            return lambda u: u
+        return lambda u: jax.grad(lambda w: self.manifold.inner(x, u, w))(u)
 
     def move(self, x, v, retraction: str):
         if retraction == "exp":

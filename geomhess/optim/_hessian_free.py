@@ -288,7 +288,7 @@ def hessian_free(
         as_hyperparameter(damping, "hessian_free", "damping", "nonnegative"),
         as_hyperparameter(radius, "hessian_free", "radius", "positive"),
         as_hyperparameter(kappa, "hessian_free", "kappa", "fraction"),
-        as_hyperparameter(theta, "hessian_free", "theta", "positive"),
+        as_hyperparameter(theta, "hessian_free", "theta", "nonnegative"),
         as_hyperparameter(increase, "hessian_free", "increase", "above_one"),
         as_hyperparameter(decrease, "hessian_free", "decrease", "at_most_one"),
         as_hyperparameter(min_damping, "hessian_free", "min_damping", "nonnegative"),

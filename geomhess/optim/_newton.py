@@ -7,11 +7,15 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import optax
-from jax.flatten_util import ravel_pytree
 
-from .._core.checks import require_finite
-from .._core.solve import symmetric_solve
-from ..operators._newton import newton_step
+from .._core.checks import check_finite, require_finite
+from ..operators._newton import (
+    coordinate_newton_step,
+    newton_solve,
+    newton_step,
+    operator_matrix,
+    singular_msg,
+)
 from . import _tree as mt
 from ._first_order import as_hyperparameter
 from ._geometry import (
@@ -19,6 +23,7 @@ from ._geometry import (
     ManifoldGeometry,
     as_geometry,
     check_retraction,
+    euclidean_hvp,
     total_size,
 )
 from ._riemannian import check_params
@@ -32,14 +37,6 @@ class NewtonState(NamedTuple):
     """
 
     count: jax.Array
-
-
-_SINGULAR_MSG = (
-    "`newton`: the Riemannian Hessian (plus damping) is singular or numerically "
-    "singular on the tangent space at this point, so the Newton step is undefined. "
-    "Likely causes: (1) a degenerate critical point; (2) a flat direction of the loss "
-    "(add `damping`); (3) NaN in the point or the loss."
-)
 
 
 def check_value_fn(caller: str, value_fn):
@@ -61,17 +58,43 @@ def riemannian_newton_step(
 ):
     """Solve `(Hess f(x) + damping) eta = -grad f(x)` for `eta` in `T_x M`.
 
-    The operator is extended to the ambient space by the identity on the normal part,
-    `A v = P (Hess + damping) P v + (v - P v)` with `P = to_tangent`: `A` is invertible
-    exactly when the Riemannian Hessian (plus damping) is on `T_x M`, and as the
-    right-hand side is tangent, so is the solution. On coordinates `to_tangent` is
-    the identity and the system is `(G^{-1} nabla^2 f + damping) eta = -G^{-1} df`,
-    the same as `(nabla^2 f + damping G) eta = -df`.
+    On coordinates this is [`newton_step`][geomhess.newton_step]'s system, lowered:
+    `(nabla^2 f + damping G) eta = -df` with the covariant Hessian (from `hvp_fn`
+    when given), symmetric in the dot product.
+
+    On a manifold the operator is extended to the ambient space by the identity on
+    the normal part, `A v = P (Hess + damping) P v + (v - P v)` with `P =
+    to_tangent`: `A` is invertible exactly when the Riemannian Hessian (plus
+    damping) is on `T_x M`, and as the right-hand side is tangent, so is the
+    solution. `A` is self-adjoint in the manifold's inner product, not in the dot
+    product (SPD, Hyperbolic), so MINRES solves the lowered system `flat(A v) =
+    flat(b)`, with `flat(u)` the covector `w -> <u, w>_x` (the identity on an
+    embedded manifold); the dense path solves `A` itself by LU.
     """
+    x = check_finite("newton", x)
     egrad = require_finite("newton", jax.grad(f)(x), "the gradient")
+    if isinstance(geometry, CoordinateGeometry):
+        if damping_is_zero(damping):
+            metric = geometry.metric
+        else:
+            metric = geometry.require_metric("newton")
+        if hvp_fn is None and dense and isinstance(x, jax.Array) and x.ndim == 1:
+            return newton_step(
+                f, geometry.connection, x, damping=damping, metric=metric
+            )
+        return coordinate_newton_step(
+            geometry.connection,
+            metric,
+            x,
+            egrad,
+            euclidean_hvp(f, x, hvp_fn),
+            damping,
+            dense=dense,
+            caller="newton",
+        )
+
     minus_rgrad = mt.tree_scale(-1, geometry.gradient(x, egrad))
     minus_rgrad = geometry.to_tangent(x, minus_rgrad)
-
     hessian = geometry.hessian(f, x, egrad, hvp_fn, caller="newton")
 
     def operator(v):
@@ -82,19 +105,27 @@ def riemannian_newton_step(
             lambda a, b, c: a + b - c, geometry.to_tangent(x, hv), v, tangent
         )
 
+    message = singular_msg("newton", "the Riemannian Hessian on the tangent space")
     if dense:
-        flat_b, unravel = ravel_pytree(minus_rgrad)
-        basis = jnp.eye(flat_b.shape[0], dtype=flat_b.dtype)
-        matrix = jax.vmap(lambda e: ravel_pytree(operator(unravel(e)))[0], out_axes=-1)(
-            basis
+        eta = newton_solve(
+            minus_rgrad,
+            caller="newton",
+            message=message,
+            matrix=operator_matrix(operator, minus_rgrad),
         )
-        eta = unravel(jnp.linalg.solve(matrix, flat_b))
     else:
-        eta = symmetric_solve(operator, minus_rgrad)
-    eta = geometry.to_tangent(x, eta)
-    leaves = jtu.tree_leaves(eta)
-    bad = jnp.any(jnp.stack([~jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
-    return eqx.error_if(eta, bad, _SINGULAR_MSG)
+        flat = geometry.flat(x)
+        eta = newton_solve(
+            flat(minus_rgrad),
+            caller="newton",
+            message=message,
+            apply=lambda v: flat(operator(v)),
+        )
+    return geometry.to_tangent(x, eta)
+
+
+def damping_is_zero(damping) -> bool:
+    return isinstance(damping, (int, float)) and damping == 0
 
 
 class _Newton(eqx.Module):
@@ -123,24 +154,10 @@ class _Newton(eqx.Module):
         geometry = self.geometry
         dtype = mt.point_dtype(params)
         damping = self.damping
-        if not isinstance(damping, (int, float)):
+        if not damping_is_zero(damping):
             damping = jnp.asarray(damping, dtype)
-        if isinstance(geometry, CoordinateGeometry) and hvp_fn is None:
-            eta = newton_step(
-                value_fn,
-                geometry.connection,
-                params,
-                damping=damping,
-                metric=geometry.metric,
-            )
-        else:
-            damping = jnp.asarray(damping, dtype)
-            dense = total_size(params) <= self.dense_below
-            if isinstance(geometry, CoordinateGeometry):
-                geometry.require_metric("newton")
-            eta = riemannian_newton_step(
-                geometry, value_fn, params, damping, dense, hvp_fn
-            )
+        dense = total_size(params) <= self.dense_below
+        eta = riemannian_newton_step(geometry, value_fn, params, damping, dense, hvp_fn)
         new_params = geometry.move(params, eta, self.retraction)
         count = optax.safe_int32_increment(state.count)
         return mt.difference(new_params, params), NewtonState(count)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import optax
 
-from .._core.checks import require_finite
+from .._core.checks import check_finite, require_finite
 from . import _tree as mt
 from ._first_order import as_hyperparameter
 from ._geometry import (
@@ -214,6 +214,7 @@ class _TrustRegion(eqx.Module):
             lambda: (state.value, state.egrad, state.grad_norm),
             lambda: self._evaluate(value_fn, x),
         )
+        x = check_finite("trust_region", x)
         # A NaN loss at the iterate would reject every step and shrink the radius
         # forever; a NaN at a candidate only rejects that candidate.
         fx, egrad = require_finite(
@@ -368,7 +369,7 @@ def trust_region(
         as_hyperparameter(max_radius, "trust_region", "max_radius", "positive"),
         as_hyperparameter(acceptance, "trust_region", "acceptance", "below_one"),
         as_hyperparameter(kappa, "trust_region", "kappa", "fraction"),
-        as_hyperparameter(theta, "trust_region", "theta", "positive"),
+        as_hyperparameter(theta, "trust_region", "theta", "nonnegative"),
         retraction,
         min_inner,
         max_inner,
