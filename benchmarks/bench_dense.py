@@ -164,7 +164,7 @@ IMPLEMENTATIONS = {
 }
 
 
-def run_geomstats(problems, *, budget_s, backend="autograd"):
+def run_geomstats(problems, *, budget_s, backend=None):
     """`geomstats_worker.py` in `.venv-geomstats`: `(timings, values, versions)`, or
     `(None, None, reason)` when the environment is missing or the worker fails."""
     if not PEER_PYTHON.exists():
@@ -193,7 +193,13 @@ def run_geomstats(problems, *, budget_s, backend="autograd"):
             ],
             capture_output=True,
             text=True,
-            env=dict(os.environ, GEOMSTATS_BACKEND=backend),
+            # autograd unless GEOMSTATS_BACKEND says otherwise (pytorch needs
+            # `setup_peers.sh --torch`).
+            env=dict(
+                os.environ,
+                GEOMSTATS_BACKEND=backend
+                or os.environ.get("GEOMSTATS_BACKEND", "autograd"),
+            ),
         )
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]

@@ -3,7 +3,7 @@
 #
 # geomstats 2.8.0 does not import with numpy >= 2.4, while geomhess's own environment
 # may have it, so geomstats never goes into .venv: it gets this environment, and
-# benchmarks/run.py calls benchmarks/geomstats_worker.py in it through a subprocess.
+# benchmarks/bench_dense.py calls benchmarks/geomstats_worker.py in it through a subprocess.
 # geomstats differentiates a user metric with its autodiff backend; the default here
 # is autograd (small, pure Python, and faster than the pytorch backend on this
 # problem: see benchmarks/README.md). `--torch` also installs torch for
