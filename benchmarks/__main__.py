@@ -61,7 +61,8 @@ def render_one(name, quick):
         payload = hz.load_json(json_name)
     except FileNotFoundError:
         raise SystemExit(
-            f"{name}: no saved results ({hz.RESULTS_DIR / json_name}.json); run "
+            f"{name}: no saved results ({pathlib.Path(hz.RESULTS_DIR) / json_name}.json); "
+            "run "
             f"`python -m benchmarks --only {name}` first."
         ) from None
     if payload.get("format") != FORMAT:
@@ -71,7 +72,7 @@ def render_one(name, quick):
         )
     block = module.render(payload)
     if quick:
-        path = hz.RESULTS_DIR / f"{json_name}.md"
+        path = pathlib.Path(hz.RESULTS_DIR) / f"{json_name}.md"
         return hz.write_page(path, block, header=getattr(module, "HEADER", ""))
     return hz.write_page(
         HERE / module.PAGE,
@@ -95,9 +96,14 @@ def main(argv=None):
         run_one(args.one, args.quick)
         return 0
     if args.render:
+        failed = False
         for name in names:
-            print(f"{name}: wrote {render_one(name, args.quick)}")
-        return 0
+            try:
+                print(f"{name}: wrote {render_one(name, args.quick)}")
+            except SystemExit as error:  # the others are still rendered
+                print(error, file=sys.stderr)
+                failed = True
+        return 1 if failed else 0
     command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     env = dict(
         os.environ,

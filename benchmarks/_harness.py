@@ -605,16 +605,17 @@ def _plain(x):
     return str(x)
 
 
-def save_json(name, payload, directory=RESULTS_DIR):
-    directory = pathlib.Path(directory)
+def save_json(name, payload, directory=None):
+    directory = pathlib.Path(RESULTS_DIR if directory is None else directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
     path.write_text(json.dumps(payload, indent=1, default=_plain))
     return path
 
 
-def load_json(name, directory=RESULTS_DIR):
-    return json.loads((pathlib.Path(directory) / f"{name}.json").read_text())
+def load_json(name, directory=None):
+    directory = pathlib.Path(RESULTS_DIR if directory is None else directory)
+    return json.loads((directory / f"{name}.json").read_text())
 
 
 def plot_cost(path, series, *, xlabel, title):
