@@ -39,6 +39,7 @@ import os
 # scipy and jax load (and the peer process inherits it).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import dataclasses  # noqa: E402
 import functools as ft  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
@@ -46,7 +47,6 @@ import pathlib  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 
 import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
@@ -58,7 +58,8 @@ import geomhess as gh  # noqa: E402
 from benchmarks import _harness as hz  # noqa: E402
 
 
-PAGE = "results_optim.md"
+PAGE = "results_optim.md"  # its prose (how it is measured) lives there
+MARKERS = ("<!-- results:begin -->", "<!-- results:end -->")
 PEER_PYTHON = hz.ROOT / ".venv-optim-peers" / "bin" / "python"
 
 TOL = 1e-8  # the gradient norm to reach
@@ -438,7 +439,12 @@ class Peers:
             # is its best setting here.
             env={"OMP_WAIT_POLICY": "PASSIVE", **os.environ},
         )
-        self.call(op="load", path=str(problems_path))
+        try:
+            self.call(op="load", path=str(problems_path))
+        except SystemExit:
+            self.process.kill()
+            self.process.wait()
+            raise
 
     def call(self, **command):
         self.process.stdin.write(json.dumps(command) + "\n")
@@ -529,32 +535,27 @@ def _jax_products(A, v, scale, count):
     return jax.lax.fori_loop(0, count, lambda _, v: scale * (A @ v), v)
 
 
-def floor_turns(problem, count):
-    """Turns `(numpy, JAX)` for the harness: `count` products with `A` and nothing else, in
-    numpy and in jitted JAX: the arithmetic any trust-region solver must do when it
-    evaluates as many Hessian-vector products and gradients as pymanopt did (one
-    product with `A` each, on this problem's `x0`-shaped vectors)."""
-    A = problem["A"]
-    v0 = problem["x0"]
+def _numpy_products(A, v, scale, count):
+    for _ in range(count):
+        v = scale * (A @ v)
+    return v
+
+
+def floor_fns(problem, count):
+    """Functions `(numpy, JAX)` of no arguments for the harness: `count` products
+    with `A` and nothing else, in numpy and in jitted JAX: the arithmetic any
+    trust-region solver must do when it evaluates as many Hessian-vector products
+    and gradients (one product with `A` each, on this problem's `x0`-shaped
+    vectors)."""
+    A, v0 = problem["A"], problem["x0"]
     # Scaled by the spectral radius, so that the iterates keep their size (a power
     # iteration): they neither overflow nor decay to zeros or subnormal numbers.
     scale = 1 / float(np.max(np.abs(np.linalg.eigvalsh(A))))
-
-    def numpy_turn(loops):
-        start = time.perf_counter()
-        for _ in range(loops):
-            v = v0
-            for _ in range(count):
-                v = scale * (A @ v)
-        return (time.perf_counter() - start) / loops
-
     A_jax, v_jax = jnp.asarray(A), jnp.asarray(v0)
-    jax.block_until_ready(_jax_products(A_jax, v_jax, scale, count))
-
-    def jax_turn(loops):
-        return hz.repeat_blocked(_jax_products, (A_jax, v_jax, scale, count), loops)
-
-    return numpy_turn, jax_turn
+    return (
+        ft.partial(_numpy_products, A, v0, scale, count),
+        ft.partial(_jax_products, A_jax, v_jax, scale, count),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -615,32 +616,23 @@ def geometry_chain(x, g, m):
     return y, m - y @ (0.5 * (t + t.T))
 
 
-def geometry_turns(problem):
-    """Turns for the harness: `geometry_chain` in numpy and in jitted JAX,
-    chained from step to step as the optimizers are."""
-    x0 = np.asarray(problem["x0"])
-    g = np.asarray(problem["g"])
-    carry = {
-        "geometry_numpy": [x0, g],
-        "geometry_jax": [jnp.asarray(x0), jnp.asarray(g)],
-    }
-    jax_chain = jax.jit(geometry_chain)
-    jax.block_until_ready(jax_chain(*carry["geometry_jax"], carry["geometry_jax"][1]))
+def geometry_fns(problem):
+    """Functions of no arguments for the harness: one `geometry_chain` step in
+    numpy and in jitted JAX, chained from step to step as the optimizers are."""
+    out = {}
+    for label, chain, asarray in (
+        ("geometry_numpy", geometry_chain, np.asarray),
+        ("geometry_jax", jax.jit(geometry_chain), jnp.asarray),
+    ):
+        x0, g = asarray(problem["x0"]), asarray(problem["g"])
+        carry = [x0, g]
 
-    def turn(loops, label, chain, g):
-        state = carry[label]
-        start = time.perf_counter()
-        for _ in range(loops):
-            state[0], state[1] = jax.block_until_ready(chain(state[0], g, state[1]))
-        return (time.perf_counter() - start) / loops
+        def step(chain=chain, g=g, carry=carry):
+            carry[0], carry[1] = chain(carry[0], g, carry[1])
+            return carry[0]
 
-    g_jax = carry["geometry_jax"][1]
-    return {
-        "geometry_numpy": lambda loops: turn(
-            loops, "geometry_numpy", geometry_chain, g
-        ),
-        "geometry_jax": lambda loops: turn(loops, "geometry_jax", jax_chain, g_jax),
-    }
+        out[label] = step
+    return out
 
 
 def radam_check(problem, peers, name, tmp, steps=3):
@@ -779,7 +771,7 @@ def count_products(opt, manifold, f, x0):
     return len(calls) + outer + 1
 
 
-def bench_tr(name, problem, peers, tmp, timing):
+def bench_tr(name, problem, peers, tmp, timing, why_not=None):
     """One trust-region problem: the peers' first solves checked, then the harness
     runs, checks and times everything."""
     manifold = manifold_of(problem)
@@ -794,7 +786,7 @@ def bench_tr(name, problem, peers, tmp, timing):
     peer_x = None
     if peers is None:
         for label in PYMANOPT_BACKENDS:
-            contenders.append(hz.Contender(label, unavailable=PEERS_MISSING))
+            contenders.append(hz.Contender(label, unavailable=why_not))
         for label in ("floor_numpy", "floor_jax"):
             contenders.append(
                 hz.Contender(label, unavailable="needs pymanopt's product count")
@@ -837,17 +829,18 @@ def bench_tr(name, problem, peers, tmp, timing):
         report["products"] = (
             report["hessian_calls"] + answers["pymanopt"]["iterations"] + 1
         )
-        numpy_turn, jax_turn = floor_turns(problem, report["products"])
-        contenders.append(hz.Contender("floor_numpy", turn=numpy_turn))
-        contenders.append(hz.Contender("floor_jax", turn=jax_turn))
+        numpy_fn, jax_fn = floor_fns(problem, report["products"])
+        contenders.append(hz.Contender("floor_numpy", numpy_fn))
+        contenders.append(hz.Contender("floor_jax", jax_fn))
     _, opt, f = solvers["gh_tr_hvp_fn"]
     report["products_gh"] = count_products(opt, manifold, f, x0)
     contenders.append(
-        hz.Contender("floor_gh", turn=floor_turns(problem, report["products_gh"])[1])
+        hz.Contender("floor_gh", floor_fns(problem, report["products_gh"])[1])
     )
 
     def check(outputs):
-        for label, (x, _, k) in outputs.items():
+        for label in solvers:
+            x, _, k = outputs[label]
             x = np.asarray(x)
             report[label] = check_point(name, problem, label, x, int(k))
             report[label]["vs_min"] = same_minimizer(problem["x_min"], x)
@@ -876,7 +869,7 @@ def bench_tr(name, problem, peers, tmp, timing):
     return rows
 
 
-def bench_adam(name, problem, peers, tmp, timing):
+def bench_adam(name, problem, peers, tmp, timing, why_not=None):
     """One Adam problem: radam checked (and against geoopt), then the harness times
     the steps, each chained from the last."""
     contenders = []
@@ -889,7 +882,7 @@ def bench_adam(name, problem, peers, tmp, timing):
         contenders.append(hz.Contender(label, one_step, ADAM_ROWS[label]))
     for label, (which, threads) in PEER_ADAM.items():
         if peers is None:
-            contenders.append(hz.Contender(label, unavailable=PEERS_MISSING))
+            contenders.append(hz.Contender(label, unavailable=why_not))
             continue
 
         def peer_turn(loops, which=which, threads=threads):
@@ -898,8 +891,8 @@ def bench_adam(name, problem, peers, tmp, timing):
             )["step_s"]
 
         contenders.append(hz.Contender(label, turn=peer_turn))
-    for label, turn in geometry_turns(problem).items():
-        contenders.append(hz.Contender(label, turn=turn))
+    for label, fn in geometry_fns(problem).items():
+        contenders.append(hz.Contender(label, fn))
 
     def check(outputs):
         try:
@@ -965,19 +958,27 @@ def run(quick=False, seed=0):
         save_problems(problems_path, tr_problems, adam_problems)
         log_path = pathlib.Path(tmp) / "peers.log"
         with open(log_path, "w") as log:
-            peers = Peers(problems_path, log) if PEER_PYTHON.exists() else None
+            peers, why_not = None, PEERS_MISSING
+            if PEER_PYTHON.exists():
+                try:
+                    peers = Peers(problems_path, log)
+                except SystemExit:
+                    # A venv that cannot even load the problems (e.g. half
+                    # installed): its rows say why; a peer that fails later on
+                    # stops the run.
+                    log.flush()
+                    tail = log_path.read_text().strip().splitlines()[-1:]
+                    why_not = "the peer process failed to start: " + " ".join(tail)
             try:
-                peer_versions = (
-                    PEERS_MISSING if peers is None else peers.call(op="versions")
-                )
+                peer_versions = why_not if peers is None else peers.call(op="versions")
                 print("trust regions (checked, then timed) ...", flush=True)
                 tr = {
-                    name: bench_tr(name, problem, peers, tmp, tr_timing)
+                    name: bench_tr(name, problem, peers, tmp, tr_timing, why_not)
                     for name, problem in tr_problems.items()
                 }
                 print("Adam steps (checked, then timed) ...", flush=True)
                 adam = {
-                    name: bench_adam(name, problem, peers, tmp, adam_timing)
+                    name: bench_adam(name, problem, peers, tmp, adam_timing, why_not)
                     for name, problem in adam_problems.items()
                 }
             except BaseException:
@@ -1002,6 +1003,7 @@ def run(quick=False, seed=0):
 
 def render(payload):
     tr, adam = payload["tr"], payload["adam"]
+    random_starts = tuple(name for name in tr if not name.endswith("-warm"))
     lines = hz.render_environment(
         payload["env"],
         peers={"Peer environment (`.venv-optim-peers`)": payload["peer_versions"]},
@@ -1070,7 +1072,16 @@ def render(payload):
         "",
         "#### Goals",
         "",
-        hz.render_goals(GOALS_TR, tr, extra=iteration_lines(tr)),
+        hz.render_goals(
+            [
+                dataclasses.replace(goal, problems=random_starts)
+                if goal.numerator == "pymanopt"
+                else goal
+                for goal in GOALS_TR
+            ],
+            tr,
+            extra=iteration_lines(tr),
+        ),
         "",
         f"### Riemannian Adam: time per step (float32, learning rate {LR:g})",
         "",
@@ -1156,81 +1167,3 @@ def iteration_lines(tr):
             "Iterations against pymanopt's: not measured (pymanopt did not run)."
         )
     return out
-
-
-HEADER = """\
-# Optimizer benchmarks (issue 3)
-
-geomhess's Riemannian optimizers (`geomhess.optim`) against
-[pymanopt](https://pymanopt.org) 2.2.1 and [geoopt](https://github.com/geoopt/geoopt)
-0.5.1, side by side in one run, every result checked before it is timed.
-
-## Reproduce
-
-```bash
-bash benchmarks/setup_optim_peers.sh     # pymanopt, geoopt, torch in .venv-optim-peers (once)
-python -m benchmarks --only optim        # rewrites this page; about 4 minutes on 2 idle cores
-python -m benchmarks --only optim --quick   # smoke run of every code path; page kept
-python -m benchmarks --only optim --render  # this page again from benchmarks/.results/optim.json
-```
-
-## How it is measured
-
-- **Same problems.** `A` is a random symmetric matrix (`(B + B^T) / (2 sqrt(n))`,
-  `B` standard normal, numpy, fixed seed); the starting points are numpy's too. They
-  reach the peers through an `.npz` file. Everything is float64 for the trust
-  regions and float32 for the Adam steps.
-- **pymanopt's fastest configuration.** pymanopt runs on its numpy backend with
-  hand-written Euclidean gradients and Hessians (`2 A x`, `2 A u`; `2 A X N`,
-  `2 A U N`): no autodiff overhead, and one product with `A` per Hessian-vector
-  product. geomhess differentiates the objective with JAX (whose Hessian-vector
-  product of `x^T A x` costs two products with `A`, `A v` and `A^T v`); a second
-  geomhess row passes the same hand-written Euclidean HVP as `hvp_fn=` (the
-  gradient still by autodiff), and a third gives the objective hand-written
-  derivatives (a `jax.custom_jvp`), which does pymanopt's arithmetic exactly.
-  Stiefel uses the polar retraction in both. (pymanopt's Riemannian Hessian also
-  re-evaluates the Euclidean gradient, one more product with `A`, at every
-  Hessian-vector product; geomhess keeps it.)
-- **pymanopt as a user who writes only the cost runs it.** pymanopt also runs on
-  its PyTorch backend, given the cost alone (`x^T A x`, `tr(X^T A X N)` in torch):
-  its gradient and Hessian-vector products come from torch's autodiff, as
-  geomhess's first row gets them from JAX's. That is the like-for-like
-  comparison for the default row ("pymanopt autodiff / this"); torch runs on one
-  thread (as numpy's OpenBLAS).
-- **The floor.** Each problem also has rows that time nothing but the products
-  with `A` that any solver with a given count must make (one per Hessian-vector
-  product, one per gradient at each iterate), with no solver around them: with
-  pymanopt's counts, in numpy and in jitted JAX (`lax.fori_loop`), so that
-  `pymanopt / floor` is the most any implementation doing pymanopt's arithmetic
-  can gain on this CPU; and with geomhess's own count (the `hvp_fn` solve's
-  Euclidean HVPs, counted by a host callback), in JAX, which the goals on
-  geomhess's overhead use. Where the floor goals are not met,
-  [`profile_trust_region.md`](profile_trust_region.md) takes a solve apart.
-- **Same algorithm.** geomhess's `trust_region` follows pymanopt's `TrustRegions`
-  (Steihaug-Toint truncated CG, `kappa = 0.1`, `theta = 1`, acceptance `0.1`, the
-  same radius updates and the same regularized ratio); the main geomhess row uses
-  pymanopt's radii (`typical_dist / 8` and `typical_dist`: `pi / 8` and `pi` on the
-  sphere, `sqrt(p) / 8` and `sqrt(p)` on Stiefel), so the iteration counts compare
-  like for like; a second row uses geomhess's defaults (1 and 8). Both stop at the
-  first iterate whose Riemannian gradient norm is below 1e-8.
-- **Checked first, compile apart.** Each geomhess solver's first call (JAX caches
-  cleared) is timed apart as "1st call" and its result checked with the peer's
-  (see below the tables); then all contenders take turns in rounds, in an order
-  that rotates from round to round, and the median is reported. The peers run in a
-  subprocess that takes one command at a time, so they take their turns in the same
-  rounds; they time themselves (no inter-process overhead is counted).
-- **Threads.** One OpenBLAS thread everywhere (`OPENBLAS_NUM_THREADS=1`: with two,
-  pymanopt's Brockett(1000, 10) solve took 56 s instead of 12 s on this shared
-  2-core machine); torch runs both with `torch.set_num_threads(1)` and `(2)`, with
-  `OMP_WAIT_POLICY=PASSIVE` (its spinning OpenMP threads made 2-thread steps up to
-  1000x slower here), and the goal is judged against geoopt's faster setting; XLA
-  uses its own thread pool.
-- **A shared machine.** Other jobs ran alongside; the load average is recorded.
-  Between two full runs of an earlier version at load 3 to 6, pymanopt / geomhess
-  moved by up to 50 %, radam / adam by up to 20 % and geoopt / radam between 1.3x
-  and 3x; which goals were met was the same in both. Read single ratios with that
-  spread in mind.
-
-## Results
-
-"""
