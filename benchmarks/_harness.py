@@ -434,6 +434,12 @@ def term_text(term, labels=None):
     return "(" + " + ".join(parts) + ")" if how == "+" else f"min({', '.join(parts)})"
 
 
+def _header_term(term):
+    if term == "*":
+        return "this"
+    return "base" if isinstance(term, Mapping) else term_text(term)
+
+
 def _labels(contenders):
     if isinstance(contenders, Mapping):
         return dict(contenders)
@@ -479,15 +485,7 @@ def render_table(
     headers += ["check"] if has["diff"] else []
     headers += ["XLA temp (MiB)"] if has["temp_bytes"] else []
     for num, den in ratios:
-        parts = [
-            "this"
-            if t == "*"
-            else term_text(t, {})
-            if not isinstance(t, Mapping)
-            else "base"
-            for t in (num, den)
-        ]
-        headers.append(" / ".join(parts))
+        headers.append(" / ".join(_header_term(t) for t in (num, den)))
     headers += [h for h, _ in columns]
     lines = [
         "| " + " | ".join(headers) + " |",
@@ -507,9 +505,12 @@ def render_table(
         first_cell = fmt_time(t.get("first_s"))
         if t.get("measured_apart"):
             first_cell = "timed by its worker"
+        steady = fmt_time(t["steady_s"])
+        if t.get("measured_apart") and t.get("n") == 1:
+            steady += " (1 call)"  # one call took the worker's whole budget
         cells += [
             first_cell,
-            fmt_time(t["steady_s"]),
+            steady,
             f"{fmt_time(t.get('q25_s'))} - {fmt_time(t.get('q75_s'))}",
         ]
         if has["diff"]:

@@ -126,6 +126,8 @@ def test_turns_measured_rows_and_a_custom_check():
     assert rows["sleepy"]["first_s"] is None and rows["sleepy"]["rounds"] >= 3
     assert rows["worker"]["steady_s"] == 0.5 and rows["worker"]["measured_apart"]
     assert "diff" not in rows["fast"]  # the default check did not run
+    table = hz.render_table({"toy": rows}, {"worker": "w"})
+    assert "| toy | w | timed by its worker | 500.00 ms (1 call) |" in table
 
 
 def test_custom_check_failure_names_the_problem():
