@@ -7,7 +7,7 @@
 # geomstats differentiates a user metric with its autodiff backend; the default here
 # is autograd (small, pure Python, and faster than the pytorch backend on this
 # problem: see benchmarks/README.md). `--torch` also installs torch for
-# `run.py --geomstats-backend pytorch`.
+# `GEOMSTATS_BACKEND=pytorch python -m benchmarks --only dense`.
 #
 # Idempotent: reruns only check that the pinned packages are there.
 # Usage: bash benchmarks/setup_peers.sh [--torch]    (PYTHON=python3.11 to choose)
