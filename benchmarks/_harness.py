@@ -511,7 +511,9 @@ def render_table(
         cells += [
             first_cell,
             steady,
-            f"{fmt_time(t.get('q25_s'))} - {fmt_time(t.get('q75_s'))}",
+            "-"
+            if t.get("q25_s") is None
+            else f"{fmt_time(t['q25_s'])} - {fmt_time(t['q75_s'])}",
         ]
         if has["diff"]:
             cells.append("-" if t.get("diff") is None else f"{t['diff']:.1e}")
