@@ -551,7 +551,7 @@ def evaluate_goal(goal, results, labels=None):
         return (
             None,
             None,
-            f"{text}: not measured in this run (a contender did not run).",
+            f"{text}: not measured in this run (no problem where both terms ran).",
         )
     pick = max if goal.at_most else min
     worst_problem = pick(ratios, key=ratios.get)
