@@ -1,17 +1,26 @@
-"""`python -m benchmarks`: run every benchmark, one after the other.
+"""`python -m benchmarks`: run every benchmark and rewrite its results page.
 
 Usage:
     python -m benchmarks                  # full runs; each rewrites its results page
     python -m benchmarks --quick          # smoke run of every code path, pages kept
     python -m benchmarks --only optim     # one benchmark (dense, network, optim)
+    python -m benchmarks --render         # re-render the pages from the saved JSON
 
-Each benchmark still runs as its own script (`run.py`, `bench_network.py`,
-`bench_optim.py`) in a subprocess; their port onto `benchmarks/_harness.py` is not
-done yet (issue 13). A benchmark that cannot run here (for instance a missing peer
-venv) is reported as "not run" with its reason, and the others go on.
+Each benchmark is a module (`bench_dense.py`, `bench_network.py`, `bench_optim.py`)
+that declares its problems, contenders and goals and leaves the timing, the check
+before timing, the environment record and the tables to `benchmarks/_harness.py`.
+Each runs in its own subprocess (its own JAX configuration: x64 on for dense and
+optim, off for the float32 network), which saves its payload to
+`benchmarks/.results/NAME.json`; this process then renders the page from that JSON,
+so `--render` gives the same page from the same numbers. A quick run saves
+`NAME-quick.json` and renders to `NAME-quick.md` there, never to the pages. Peers
+(geomstats, pymanopt, geoopt) run in their own venvs (`setup_peers.sh`,
+`setup_optim_peers.sh`); where one is missing its rows read "not run: reason" and
+the run goes on.
 """
 
 import argparse
+import importlib
 import os
 import pathlib
 import subprocess
@@ -20,13 +29,57 @@ import time
 
 
 HERE = pathlib.Path(__file__).resolve().parent
-
-# name -> (script, results page it rewrites on a full run)
 BENCHMARKS = {
-    "dense": ("run.py", "README.md"),
-    "network": ("bench_network.py", "results_network.md"),
-    "optim": ("bench_optim.py", "results_optim.md"),
+    "dense": "benchmarks.bench_dense",
+    "network": "benchmarks.bench_network",
+    "optim": "benchmarks.bench_optim",
 }
+FORMAT = "geomhess-bench/1"  # payloads from before the harness lack it
+
+
+def _json_name(name, quick):
+    return f"{name}-quick" if quick else name
+
+
+def run_one(name, quick):
+    """In the child process: run one benchmark and save its payload."""
+    from benchmarks import _harness as hz
+
+    module = importlib.import_module(BENCHMARKS[name])
+    payload = module.run(quick=quick)
+    payload["format"] = FORMAT
+    print(f"saved {hz.save_json(_json_name(name, quick), payload)}", flush=True)
+
+
+def render_one(name, quick):
+    """Render one benchmark's page from its saved payload; the page's path."""
+    from benchmarks import _harness as hz
+
+    module = importlib.import_module(BENCHMARKS[name])
+    json_name = _json_name(name, quick)
+    try:
+        payload = hz.load_json(json_name)
+    except FileNotFoundError:
+        raise SystemExit(
+            f"{name}: no saved results ({pathlib.Path(hz.RESULTS_DIR) / json_name}.json); "
+            "run "
+            f"`python -m benchmarks --only {name}` first."
+        ) from None
+    if payload.get("format") != FORMAT:
+        raise SystemExit(
+            f"{name}: {json_name}.json was saved before the harness (no format "
+            f"{FORMAT!r}); rerun `python -m benchmarks --only {name}`."
+        )
+    block = module.render(payload)
+    if quick:
+        path = pathlib.Path(hz.RESULTS_DIR) / f"{json_name}.md"
+        return hz.write_page(path, block, header=getattr(module, "HEADER", ""))
+    return hz.write_page(
+        HERE / module.PAGE,
+        block,
+        getattr(module, "MARKERS", None),
+        getattr(module, "HEADER", ""),
+    )
 
 
 def main(argv=None):
@@ -34,34 +87,42 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few rounds")
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
     parser.add_argument(
-        "--render",
-        action="store_true",
-        help="re-render pages from saved JSON (not available until the port)",
+        "--render", action="store_true", help="re-render the pages from saved JSON"
     )
+    parser.add_argument("--one", choices=sorted(BENCHMARKS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    names = args.only or list(BENCHMARKS)
+    if args.one:
+        run_one(args.one, args.quick)
+        return 0
     if args.render:
-        raise SystemExit(
-            "--render: the benchmarks are not yet ported onto benchmarks/_harness.py, "
-            "so their pages cannot be re-rendered from JSON; rerun them instead."
-        )
+        failed = False
+        for name in names:
+            try:
+                print(f"{name}: wrote {render_one(name, args.quick)}")
+            except SystemExit as error:  # the others are still rendered
+                print(error, file=sys.stderr)
+                failed = True
+        return 1 if failed else 0
+    command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     env = dict(
-        os.environ, OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1")
+        os.environ,
+        OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1"),
+        GEOMHESS_BENCH_COMMAND=command.strip(),
     )
     summary = {}
-    for name in args.only or list(BENCHMARKS):
-        script, page = BENCHMARKS[name]
-        command = [sys.executable, str(HERE / script)]
-        # A quick run's numbers are not for comparison: it never rewrites a page.
-        command += ["--quick"] if args.quick else ["--out", str(HERE / page)]
-        print(f"== {name}: {' '.join(command[1:])}", flush=True)
+    for name in names:
+        child = [sys.executable, "-m", "benchmarks", "--one", name]
+        child += ["--quick"] if args.quick else []
+        print(f"== {name}", flush=True)
         start = time.perf_counter()
-        proc = subprocess.run(command, env=env, cwd=HERE.parent)
+        proc = subprocess.run(child, env=env, cwd=HERE.parent)
         elapsed = time.perf_counter() - start
-        summary[name] = (
-            f"ok ({elapsed:.0f} s)"
-            if proc.returncode == 0
-            else f"not run / failed: exit {proc.returncode} ({elapsed:.0f} s)"
-        )
+        if proc.returncode != 0:
+            summary[name] = f"FAILED: exit {proc.returncode} ({elapsed:.0f} s)"
+            continue
+        page = render_one(name, args.quick)
+        summary[name] = f"ok ({elapsed:.0f} s), wrote {page}"
     print()
     for name, line in summary.items():
         print(f"{name}: {line}")

@@ -1,21 +1,33 @@
 """One benchmark harness: declarations, the check before timing, the timer, the
 environment record, markdown tables with ratios, goal lines, saved JSON and plots.
 
-A benchmark declares `Problem`s (the arguments every contender gets), `Contender`s
-(a function of those arguments, and whether it is a reference) and `Goal`s (a ratio
-of two contenders' steady-state times with a bound). `run_problem` then
+A benchmark declares `Problem`s (the arguments every contender gets, and how the
+answers are checked), `Contender`s (a function of those arguments, or a turn that
+times itself) and `Goal`s (a ratio of steady-state times with a bound), and calls
+`run_problem` on each problem, which
 
-1. calls every contender once with JAX's caches cleared (trace, compile, run,
-   `block_until_ready`): the "1st call" time;
-2. checks every contender's output against the reference contender's
-   (`CheckError` stops the run: wrong numbers are never timed);
-3. times rotating rounds: in round `r` the contenders run in an order shifted by `r`,
-   so that load from other processes falls on all of them alike; each round runs
-   as many blocked calls as fit in `round_s`; the steady-state time is the median
-   over rounds of the mean time per call, with the spread (quartiles) kept.
+1. calls every contender once, JAX's caches cleared before each, so that the
+   "1st call" time holds tracing, compilation and one run (`block_until_ready`);
+   with `compile_apart=True` the compile (`jax.jit(fn).lower(*args).compile()`) is
+   timed on its own, and XLA's buffer sizes (`memory_analysis()`) are kept;
+2. checks the answers: against the reference contender's with `check_against`, or
+   with the problem's own `check(outputs)` (a closed form, a peer's answer, ...);
+   a `CheckError` stops the run: wrong numbers are never timed;
+3. times rotating rounds: in round `r` the contenders take their turns in an order
+   shifted by `r`, so that load from other processes falls on all of them alike;
+   each turn runs as many blocked calls as fit in `round_s`; the steady-state time
+   is the median over rounds of the mean time per call, with the quartiles and the
+   best round kept.
 
-Out-of-process peers are contenders whose `unavailable` is set (a missing venv):
-their rows read "not run: <reason>" and no number is invented for them.
+Contenders in another process (peers with their own environments) take the same
+turns through `turn(loops) -> seconds per call` (they time themselves), or bring a
+`measured` row timed by their own worker. A peer whose environment is missing gets
+`unavailable` set: its rows read "not run: <reason>" and no number is invented.
+
+A benchmark module (`bench_*.py`) has `run(quick) -> payload` (JSON-able, with the
+`environment()` record) and `render(payload) -> markdown`; `python -m benchmarks`
+runs each in its own subprocess, saves the payload with `save_json` and writes its
+page with `write_page`, and `--render` redoes the pages from the saved JSON.
 """
 
 import dataclasses
@@ -25,9 +37,10 @@ import json
 import os
 import pathlib
 import platform
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -35,44 +48,67 @@ import numpy as np
 
 
 HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
 RESULTS_DIR = HERE / ".results"
+CHECK = "_check"  # the key of a custom check's report in `run_problem`'s rows
 
 
 class CheckError(RuntimeError):
-    """A contender's answer differs from the reference's: refuse to time it."""
+    """A contender's answer is wrong (differs from the reference or a closed form):
+    refuse to time it."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Contender:
-    """One implementation: `fn(*problem.args)`; `reference=True` for the check's
-    reference; `unavailable` a reason when it cannot run here (e.g. no venv)."""
+    """One implementation.
+
+    Either `fn(*problem.args)` (called, checked and timed by the harness), or
+    `turn(loops)` that runs `loops` calls itself and returns the seconds per call
+    (a peer process, a stateful chain of steps), or a `measured` row timed
+    elsewhere (a peer's batch worker). `reference=True` marks the reference of the
+    default check; `unavailable` a reason it cannot run here (e.g. no venv).
+    """
 
     name: str
-    fn: Callable[..., Any] | None
+    fn: Callable[..., Any] | None = None
     label: str = ""
     reference: bool = False
     unavailable: str | None = None
+    turn: Callable[[int], float] | None = None
+    measured: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    """The arguments every contender is called with, and a size for plots."""
+    """The arguments every `fn` contender is called with, a size for plots, and the
+    check: `rtol` of `check_against` the reference, or `check(outputs)` (outputs
+    of the `fn` contenders by name) that returns a JSON-able report or raises
+    `CheckError`."""
 
     name: str
-    args: tuple
+    args: tuple = ()
     size: float | None = None
     rtol: float = 1e-10
+    check: Callable[[dict], Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Goal:
     """`steady(numerator) / steady(denominator)` at most (`at_most=True`) or at
-    least `bound`, on every problem where both ran."""
+    least `bound`, on every problem in `problems` (all when None) where both ran.
 
-    numerator: str
-    denominator: str
+    A term is a contender's name, `("+", a, b, ...)` (the sum of their times) or
+    `("min", a, b, ...)` (the fastest). `text` says what the goal is; `link` is
+    given to read when it is not met (a profile page).
+    """
+
+    numerator: Any
+    denominator: Any
     bound: float
     at_most: bool = True
+    problems: tuple | None = None
+    text: str = ""
+    link: str | None = None
 
 
 def _leaves(tree):
@@ -103,97 +139,252 @@ def check_against(reference, output, rtol):
     return diff
 
 
-def _blocked(fn, args):
-    return jax.block_until_ready(fn(*args))
+def memory_stats(compiled):
+    """XLA's buffer sizes of a compiled function (bytes), `{}` where unknown."""
+    stats = compiled.memory_analysis()
+    if stats is None:
+        return {}
+    return {
+        "argument_bytes": int(stats.argument_size_in_bytes),
+        "output_bytes": int(stats.output_size_in_bytes),
+        "temp_bytes": int(stats.temp_size_in_bytes),
+    }
 
 
-def run_problem(problem, contenders, *, rounds=21, round_s=0.02, budget_s=20.0):
-    """Check, then time, every available contender on `problem` (see module doc).
+def repeat_blocked(fn, args, loops):
+    """Mean seconds per blocked call of `fn(*args)` over `loops` calls."""
+    start = time.perf_counter()
+    for _ in range(loops):
+        jax.block_until_ready(fn(*args))
+    return (time.perf_counter() - start) / loops
 
-    Returns `{name: {"first_s", "steady_s", "q25_s", "q75_s", "n", "diff"}}`, or
-    `{name: {"not_run": reason}}` for an unavailable contender.
+
+def time_turns(
+    turns, *, rounds=21, round_s=0.02, budget_s=20.0, min_rounds=3, max_loops=2000
+):
+    """Rotating rounds of `turns[name](loops) -> seconds per call` (see module doc).
+
+    Each turn is called once to warm up (a first call after `jax.clear_caches`
+    recompiles) and once to calibrate `loops`; then up to `rounds` rounds (fewer
+    when they would take much more than `budget_s`, never fewer than
+    `min_rounds`). Returns `{name: {steady_s, q25_s, q75_s, best_s, n, rounds}}`.
     """
-    live = [c for c in contenders if c.unavailable is None]
-    refs = [c for c in live if c.reference]
-    if len(refs) != 1:
-        raise ValueError(
-            f"`run_problem` on {problem.name!r}: need exactly one available reference "
-            f"contender, got {[c.name for c in refs]}"
-        )
-    jax.clear_caches()
-    first, outputs = {}, {}
-    for c in live:
-        start = time.perf_counter()
-        outputs[c.name] = _blocked(c.fn, problem.args)
-        first[c.name] = time.perf_counter() - start
-    reference = outputs[refs[0].name]
-    diffs = {}
-    for c in live:
-        try:
-            diffs[c.name] = check_against(reference, outputs[c.name], problem.rtol)
-        except CheckError as error:
-            raise CheckError(f"{problem.name}, {c.name}: {error}") from None
-    del outputs
-    loops, round_cost = {}, 0.0
-    for c in live:
-        start = time.perf_counter()
-        _blocked(c.fn, problem.args)
-        once = time.perf_counter() - start
-        loops[c.name] = max(1, min(2000, int(round_s / max(once, 1e-7))))
-        round_cost += loops[c.name] * once
-    rounds = max(3, min(rounds, int(budget_s / max(round_cost, 1e-9))))
-    samples = {c.name: [] for c in live}
+    names = list(turns)
+    loops, cost = {}, 0.0
+    for name in names:
+        turns[name](1)
+        once = turns[name](1)
+        loops[name] = max(1, min(max_loops, int(round_s / max(once, 1e-7))))
+        cost += loops[name] * once
+    rounds = max(min_rounds, min(rounds, int(budget_s / max(cost, 1e-9))))
+    samples = {name: [] for name in names}
     for r in range(rounds):
-        shift = r % len(live)
-        for c in live[shift:] + live[:shift]:
-            start = time.perf_counter()
-            for _ in range(loops[c.name]):
-                _blocked(c.fn, problem.args)
-            samples[c.name].append((time.perf_counter() - start) / loops[c.name])
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(turns[name](loops[name]))
     out = {}
-    for c in contenders:
-        if c.unavailable is not None:
-            out[c.name] = {"not_run": c.unavailable}
-            continue
-        q25, med, q75 = np.percentile(samples[c.name], [25, 50, 75])
-        out[c.name] = {
-            "first_s": first[c.name],
+    for name in names:
+        q25, med, q75 = np.percentile(samples[name], [25, 50, 75])
+        out[name] = {
             "steady_s": float(med),
             "q25_s": float(q25),
             "q75_s": float(q75),
-            "n": rounds * loops[c.name],
-            "diff": diffs[c.name],
+            "best_s": float(np.min(samples[name])),
+            "n": rounds * loops[name],
+            "rounds": rounds,
         }
     return out
 
 
-def environment(peers=()):
-    """CPU model, cores, devices, versions (jax, jaxlib, numpy and `peers`), date,
-    command, load average and BLAS threads."""
-    cpu = platform.processor() or "unknown"
+def run_problem(
+    problem,
+    contenders,
+    *,
+    rounds=21,
+    round_s=0.02,
+    budget_s=20.0,
+    min_rounds=3,
+    compile_apart=False,
+):
+    """Check, then time, every available contender on `problem` (see module doc).
+
+    Returns `{name: row}`: `first_s` (and `compile_s` plus XLA's buffer sizes with
+    `compile_apart`), `steady_s`, `q25_s`, `q75_s`, `best_s`, `n`, `rounds`, and
+    `diff` under the default check; `{"not_run": reason}` for an unavailable
+    contender; a `measured` contender's row as given. A custom check's report is
+    under the key `CHECK`.
+    """
+    live = [c for c in contenders if c.unavailable is None and c.measured is None]
+    for c in live:
+        if (c.fn is None) == (c.turn is None):
+            raise ValueError(
+                f"contender {c.name!r}: give exactly one of `fn` and `turn` (or "
+                "`measured`, or `unavailable` with a reason)"
+            )
+    called = [c for c in live if c.fn is not None]
+    refs = [c for c in called if c.reference]
+    if problem.check is None and len(refs) != 1:
+        raise ValueError(
+            f"`run_problem` on {problem.name!r}: need exactly one available reference "
+            f"contender (or a `Problem.check`), got {[c.name for c in refs]}"
+        )
+    rows, outputs, execs = {}, {}, {}
+    for c in called:
+        jax.clear_caches()
+        fn, row = c.fn, {}
+        if compile_apart:
+            start = time.perf_counter()
+            fn = jax.jit(c.fn).lower(*problem.args).compile()
+            row["compile_s"] = time.perf_counter() - start
+            row.update(memory_stats(fn))
+        start = time.perf_counter()
+        outputs[c.name] = jax.block_until_ready(fn(*problem.args))
+        row["first_s"] = time.perf_counter() - start
+        rows[c.name], execs[c.name] = row, fn
+    try:
+        if problem.check is None:
+            reference = outputs[refs[0].name]
+            for c in called:
+                try:
+                    rows[c.name]["diff"] = check_against(
+                        reference, outputs[c.name], problem.rtol
+                    )
+                except CheckError as error:
+                    raise CheckError(f"{c.name}: {error}") from None
+            report = None
+        else:
+            report = problem.check(outputs)
+    except CheckError as error:
+        raise CheckError(f"{problem.name}, {error}") from None
+    del outputs
+    turns = {}
+    for c in live:
+        if c.turn is not None:
+            turns[c.name] = c.turn
+            rows[c.name] = {"first_s": None}
+        else:
+            turns[c.name] = lambda loops, fn=execs[c.name]: repeat_blocked(
+                fn, problem.args, loops
+            )
+    timed = time_turns(
+        turns,
+        rounds=rounds,
+        round_s=round_s,
+        budget_s=budget_s,
+        min_rounds=min_rounds,
+    )
+    out = {}
+    for c in contenders:
+        if c.unavailable is not None:
+            out[c.name] = {"not_run": c.unavailable}
+        elif c.measured is not None:
+            out[c.name] = {"first_s": None, **c.measured, "measured_apart": True}
+        else:
+            out[c.name] = {**rows[c.name], **timed[c.name]}
+    if report is not None:
+        out[CHECK] = report
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The environment record
+
+
+def _git(*args):
+    try:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def environment(peers=(), *, quick=False):
+    """CPU model, cores, memory, OS, devices, versions (python, jax, jaxlib, numpy,
+    scipy, equinox, optax, geomhess with its commit, and `peers`), date, command,
+    whether it is a quick run, the load average and the BLAS threads.
+    `finish_environment` adds the load after the run and its total time."""
+    cpu, memory = platform.processor() or "unknown", "unknown"
     try:
         for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
+        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 2**20:.0f} GiB"
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    for package in ("jax", "jaxlib", "numpy", "equinox", "optax", "geomhess", *peers):
+    for package in ("jax", "jaxlib", "numpy", "scipy", "equinox", "optax", *peers):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
+    import geomhess
+
+    versions["geomhess"] = geomhess.__version__
+    commit = _git("rev-parse", "--short", "HEAD")
+    if commit:
+        dirty = _git("status", "--porcelain", "--", "geomhess")
+        versions["geomhess"] += (
+            f" (commit {commit}{', geomhess/ modified' if dirty else ''})"
+        )
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
+        "command": os.environ.get(
+            "GEOMHESS_BENCH_COMMAND", "python -m benchmarks " + " ".join(sys.argv[1:])
+        ),
+        "quick": quick,
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "memory": memory,
+        "os": platform.platform(),
         "devices": ", ".join(str(d) for d in jax.devices()),
         "versions": versions,
         "load_1min": os.getloadavg()[0],
         "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "start": time.time(),
     }
+
+
+def finish_environment(env):
+    """The load average after the run and the run's total seconds, added to `env`."""
+    env["load_after"] = os.getloadavg()[0]
+    env["total_s"] = time.time() - env["start"]
+    return env
+
+
+def render_environment(env, *, peers=None, notes=()):
+    """The lines every results page opens with: when, how, on what, with what.
+    `peers` maps a peer environment's name to its versions, or to the reason it
+    did not run."""
+    kind = "quick smoke run: not for comparison" if env["quick"] else "full run"
+    lines = [
+        f"Measured {env['date']} with `{env['command'].strip()}` ({kind}; total "
+        f"{env.get('total_s', 0):.0f} s).",
+        "",
+        f"- Machine: {env['cpu']}, {env['cores']} cores, {env['memory']} RAM, "
+        f"{env['os']}; JAX devices: {env['devices']}. Load average (1 min) "
+        f"{env['load_1min']:.1f} before and {env.get('load_after', 0):.1f} after the "
+        "run (a shared machine: other jobs ran alongside).",
+        "- geomhess environment: "
+        + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+        + f"; `OPENBLAS_NUM_THREADS={env['openblas_threads']}`.",
+    ]
+    for name, info in (peers or {}).items():
+        if isinstance(info, Mapping):
+            lines.append(
+                f"- {name}: " + ", ".join(f"{k} {v}" for k, v in info.items()) + "."
+            )
+        else:
+            lines.append(f"- {name}: not run: {info}")
+    lines += [f"- {note}" for note in notes]
+    return lines
+
+
+# --------------------------------------------------------------------------------------
+# Markdown
 
 
 def fmt_time(seconds):
@@ -211,72 +402,223 @@ def fmt_ratio(x):
     return "-" if x is None else (f"{x:.0f}x" if x >= 100 else f"{x:.2f}x")
 
 
+def fmt_mib(nbytes):
+    return "-" if nbytes is None else f"{nbytes / 2**20:.1f}"
+
+
 def _steady(entry):
-    return None if entry is None or "not_run" in entry else entry["steady_s"]
+    return None if entry is None or "not_run" in entry else entry.get("steady_s")
 
 
-def render_table(results, contenders, base):
-    """A markdown table: one row per (problem, contender), with the first call, the
-    steady-state median and quartiles, the check's difference and `/ base`."""
+def term_time(timings, term):
+    """The steady-state time of a goal's or a ratio's term (see `Goal`); None when
+    a part did not run."""
+    if isinstance(term, str):
+        return _steady(timings.get(term))
+    how, *names = term
+    times = [_steady(timings.get(name)) for name in names]
+    if any(t is None for t in times):
+        return None
+    if how == "+":
+        return sum(times)
+    if how == "min":
+        return min(times)
+    raise ValueError(f"unknown term {term!r}: use a name, ('+', ...) or ('min', ...)")
+
+
+def term_text(term, labels=None):
+    if isinstance(term, str):
+        return (labels or {}).get(term) or f"`{term}`"
+    how, *names = term
+    parts = [term_text(name, labels) for name in names]
+    return "(" + " + ".join(parts) + ")" if how == "+" else f"min({', '.join(parts)})"
+
+
+def _header_term(term):
+    if term == "*":
+        return "this"
+    return "base" if isinstance(term, Mapping) else term_text(term)
+
+
+def _labels(contenders):
+    if isinstance(contenders, Mapping):
+        return dict(contenders)
+    return {c.name: c.label or f"`{c.name}`" for c in contenders}
+
+
+def render_table(
+    results,
+    contenders,
+    base=None,
+    *,
+    ratios=None,
+    columns=(),
+    titles=None,
+    first="1st call",
+):
+    """A markdown table: one row per (problem, contender).
+
+    Columns: the problem (its title from `titles`), the contender (its label), the
+    compile time where one was taken apart, the first call, the steady-state
+    median and quartiles, the check's difference where the default check ran,
+    XLA's temporary buffers where kept, one column per ratio `(numerator,
+    denominator)` of terms (see `Goal`; `"*"` is the row itself; the default is
+    `[("*", base)]`; `base` may be a dict per problem), then `columns`: `(header,
+    cell(problem, name, row) -> str)`. `contenders` is a list of `Contender`s or
+    an ordered `{name: label}`; a name missing from a problem is skipped.
+    """
+    labels = _labels(contenders)
+    if ratios is None:
+        ratios = [] if base is None else [("*", base)]
+    rows = [(p, n, t[n]) for p, t in results.items() for n in labels if n in t]
+    has = {
+        key: any(key in r for _, _, r in rows)
+        for key in ("compile_s", "diff", "temp_bytes")
+    }
+
+    def per_problem(term, problem):
+        return term.get(problem) if isinstance(term, Mapping) else term
+
+    headers = ["problem", "contender"]
+    headers += ["compile"] if has["compile_s"] else []
+    headers += [first, "steady (median)", "quartiles"]
+    headers += ["check"] if has["diff"] else []
+    headers += ["XLA temp (MiB)"] if has["temp_bytes"] else []
+    for num, den in ratios:
+        headers.append(" / ".join(_header_term(t) for t in (num, den)))
+    headers += [h for h, _ in columns]
     lines = [
-        f"| problem | contender | 1st call | steady (median) | quartiles | "
-        f"check | / {base} |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| " + " | ".join(headers) + " |",
+        "| --- | --- |" + " ---: |" * (len(headers) - 2),
     ]
-    for problem, timings in results.items():
-        denom = _steady(timings.get(base))
-        for c in contenders:
-            t = timings.get(c.name)
-            label = c.label or f"`{c.name}`"
-            if t is None:
-                continue
-            if "not_run" in t:
-                lines.append(
-                    f"| {problem} | {label} | not run: {t['not_run']} | | | | |"
-                )
-                continue
-            ratio = t["steady_s"] / denom if denom else None
-            lines.append(
-                f"| {problem} | {label} | {fmt_time(t['first_s'])} "
-                f"| {fmt_time(t['steady_s'])} "
-                f"| {fmt_time(t['q25_s'])} - {fmt_time(t['q75_s'])} "
-                f"| {t['diff']:.1e} | {fmt_ratio(ratio)} |"
+    for problem, name, t in rows:
+        timings = results[problem]
+        title = (titles or {}).get(problem, problem)
+        cells = [title, labels[name]]
+        if "not_run" in t:
+            cells.append(f"not run: {t['not_run']}")
+            cells += [""] * (len(headers) - 3 - len(columns))
+            cells += [cell(problem, name, t) for _, cell in columns]
+            lines.append("| " + " | ".join(cells) + " |")
+            continue
+        cells += [fmt_time(t.get("compile_s"))] if has["compile_s"] else []
+        first_cell = fmt_time(t.get("first_s"))
+        if t.get("measured_apart"):
+            first_cell = "timed by its worker"
+        steady = fmt_time(t["steady_s"])
+        if t.get("measured_apart") and t.get("n") == 1:
+            steady += " (1 call)"  # one call took the worker's whole budget
+        cells += [
+            first_cell,
+            steady,
+            "-"
+            if t.get("q25_s") is None
+            else f"{fmt_time(t['q25_s'])} - {fmt_time(t['q75_s'])}",
+        ]
+        if has["diff"]:
+            cells.append("-" if t.get("diff") is None else f"{t['diff']:.1e}")
+        if has["temp_bytes"]:
+            cells.append(fmt_mib(t.get("temp_bytes")))
+        for num, den in ratios:
+            num, den = (
+                name if x == "*" else per_problem(x, problem) for x in (num, den)
             )
+            a, b = term_time(timings, num), term_time(timings, den)
+            cells.append(fmt_ratio(a / b if a is not None and b else None))
+        cells += [cell(problem, name, t) for _, cell in columns]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def evaluate_goal(goal, results):
-    """`(met, worst ratio, line)`; `met` is None when no problem had both rows."""
+def evaluate_goal(goal, results, labels=None):
+    """`(met, worst ratio, line)`; `met` is None when no problem had both terms.
+    The line says "met" or "not met" (with `goal.link` to read then)."""
     ratios = {}
     for problem, timings in results.items():
-        num, den = (
-            _steady(timings.get(goal.numerator)),
-            _steady(timings.get(goal.denominator)),
-        )
+        if goal.problems is not None and problem not in goal.problems:
+            continue
+        num = term_time(timings, goal.numerator)
+        den = term_time(timings, goal.denominator)
         if num is not None and den:
             ratios[problem] = num / den
     relation = "<=" if goal.at_most else ">="
-    text = f"`{goal.numerator}` / `{goal.denominator}` {relation} {goal.bound:g}x"
+    text = (
+        f"{goal.text + ': ' if goal.text else ''}"
+        f"{term_text(goal.numerator, labels)} / {term_text(goal.denominator, labels)} "
+        f"{relation} {goal.bound:g}x"
+    )
     if not ratios:
-        return None, None, f"{text}: not measured in this run."
+        return (
+            None,
+            None,
+            f"{text}: not measured in this run (no problem where both terms ran).",
+        )
     pick = max if goal.at_most else min
     worst_problem = pick(ratios, key=ratios.get)
     worst = ratios[worst_problem]
     met = worst <= goal.bound if goal.at_most else worst >= goal.bound
-    verdict = "met" if met else "NOT met"
-    return met, worst, f"{text}: {verdict} (worst {worst:.2f}x, on {worst_problem})."
+    each = ", ".join(f"{p} {r:.2f}x" for p, r in ratios.items())
+    if met:
+        return (
+            True,
+            worst,
+            f"{text}: met (worst {worst:.2f}x, on {worst_problem}; {each}).",
+        )
+    see = f"; see [{goal.link}]({goal.link})" if goal.link else ""
+    return (
+        False,
+        worst,
+        (f"{text}: not met (worst {worst:.2f}x, on {worst_problem}; {each}){see}."),
+    )
 
 
-def save_json(name, payload, directory=RESULTS_DIR):
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=1))
+def render_goals(goals, results, labels=None, extra=()):
+    """A bullet list: one line per `Goal` (see `evaluate_goal`), then `extra`."""
+    lines = [evaluate_goal(goal, results, labels)[2] for goal in goals]
+    return "\n".join(f"- {line}" for line in [*lines, *extra])
+
+
+def write_page(path, block, markers=None, header=""):
+    """Write `block` into the markdown file `path`: between the `markers` (begin,
+    end) when given (appended with them when absent), else as the whole file after
+    `header`."""
+    path = pathlib.Path(path)
+    if markers is None:
+        path.write_text(header + block)
+        return path
+    begin, end = markers
+    text = path.read_text() if path.exists() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{block}{end}{tail}"
+    else:
+        text = f"{text.rstrip()}\n\n{begin}\n{block}{end}\n".lstrip()
+    path.write_text(text)
     return path
 
 
-def load_json(name, directory=RESULTS_DIR):
-    return json.loads((pathlib.Path(directory) / f"{name}.json").read_text())
+# --------------------------------------------------------------------------------------
+# Saved results and plots
+
+
+def _plain(x):
+    if isinstance(x, np.ndarray | np.generic):
+        return x.tolist()
+    return str(x)
+
+
+def save_json(name, payload, directory=None):
+    directory = pathlib.Path(RESULTS_DIR if directory is None else directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=1, default=_plain))
+    return path
+
+
+def load_json(name, directory=None):
+    directory = pathlib.Path(RESULTS_DIR if directory is None else directory)
+    return json.loads((directory / f"{name}.json").read_text())
 
 
 def plot_cost(path, series, *, xlabel, title):

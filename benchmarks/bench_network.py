@@ -4,7 +4,8 @@ On an MLP with about a million parameters (float32, CPU), all in one run:
 
 1. `gh.covariant_hvp` against `jax.grad` and a plain Hessian-vector product, for the
    Euclidean metric carried through a per-layer chart (`gh.charts.Scale`) and for a
-   position-dependent diagonal metric.
+   position-dependent diagonal metric; the Gauss-Newton metric's product, natural
+   gradient and covariant HVP in float32.
 2. The invariant Hutchinson trace `tr(G^{-1} nabla^2 f)` (100 probes) in the chart
    against the naive trace computed the PyHessian way (Rademacher probes on
    `jax.jvp(jax.grad(loss))`, `lax.map`), geomhess's own naive `hessian_trace`, and
@@ -13,30 +14,27 @@ On an MLP with about a million parameters (float32, CPU), all in one run:
    PyHessian's power iteration with deflation, a plain-JAX Lanczos, and geomhess's
    naive `hessian_eigenvalues`.
 4. Memory against the parameter count (MLPs of about 0.1M, 0.3M, 1M and 3M
-   parameters), each size in a fresh subprocess: XLA's compiled buffer sizes and the
-   measured peak resident memory of the first execution.
+   parameters), each size in a fresh subprocess
+   (`python -m benchmarks.bench_network --memory-worker WIDTH`): XLA's compiled
+   buffer sizes and the measured peak resident memory of the first execution.
 
-Every number is checked before it is timed (see `benchmarks/results_network.md`);
-compile time (trace, lower and XLA compile, ahead of time) is reported apart from the
-steady-state time, the median over rounds in which the compared functions take turns
-in rotating order.
+Every number is checked before it is timed (closed forms, the same probes by hand,
+residual bounds); `benchmarks/_harness.py` compiles ahead of time (timed apart,
+with XLA's buffer sizes) and times rotating rounds.
 
-Usage:
-    python benchmarks/bench_network.py --out benchmarks/results_network.md
-    python benchmarks/bench_network.py --quick    # smoke run, under a minute
+    python -m benchmarks --only network [--quick]
 """
 
 import os
 
 
-# One BLAS thread, as in `run.py`: jaxlib's CPU LAPACK kernels otherwise start one
-# OpenBLAS thread per core, which fight XLA's own threads on a small machine. It has
-# to be set before numpy/scipy/jax load.
+# One BLAS thread, as in `bench_dense.py`: jaxlib's CPU LAPACK kernels otherwise
+# start one OpenBLAS thread per core, which fight XLA's own threads on a small
+# machine. It has to be set before numpy/scipy/jax load.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import ctypes  # noqa: E402
-import datetime  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -44,42 +42,62 @@ import math  # noqa: E402
 import pathlib  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
 import numpy as np  # noqa: E402
-from _env import (  # noqa: E402
-    fmt_time,
-    machine_info,
-    run_header,
-    versions,
-    write_results_block,
-)
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
+from benchmarks import _harness as hz  # noqa: E402
 from geomhess._core.tree import tree_random  # noqa: E402
 
 
-HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parent
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-DTYPE = jnp.float32  # what networks train in; x64 stays off in this script
+PAGE = "results_network.md"
+MARKERS = ("<!-- results:begin -->", "<!-- results:end -->")
+DTYPE = jnp.float32  # what networks train in; x64 stays off in this benchmark
 
-# Goals from the issue.
-GOAL_HVP = 2.0  # covariant HVP / plain HVP, at most
-GOAL_TRACE = 2.0  # invariant trace / naive trace (Euclidean through a chart), at most
 GOAL_EXPONENT = 1.1  # memory ~ params^exponent, exponent at most (linear = 1)
+GOALS = [
+    hz.Goal(
+        "cov_chart",
+        "hvp_psi",
+        2.0,
+        problems=("hvp",),
+        text="Covariant HVP within 2x a plain HVP (Euclidean metric through the "
+        "per-layer chart)",
+    ),
+    hz.Goal(
+        "cov_diagonal",
+        "hvp",
+        2.0,
+        problems=("hvp",),
+        text="Covariant HVP within 2x a plain HVP (`Diagonal(1 + p^2)`)",
+    ),
+    hz.Goal(
+        "gh_invariant_psi",
+        "pyhessian_psi",
+        2.0,
+        problems=("trace",),
+        text="Invariant trace within 2x the naive one, the PyHessian way",
+    ),
+    hz.Goal(
+        "gh_invariant_psi",
+        "gh_naive_psi",
+        2.0,
+        problems=("trace",),
+        text="Invariant trace within 2x geomhess's naive trace",
+    ),
+]
 
 # The per-layer chart psi_l = s_l theta_l. Layer 0 scaled up and layer 2 down by the
 # same factor, as in Dinh et al. (2017); any nonzero scales would do.
 SCALES = {"w0": 3.0, "b0": 3.0, "w1": 1.0, "b1": 1.0, "w2": 1 / 3, "b2": 1 / 3}
 
 FULL = {
-    "sizes": (64, 1024, 1024, 16),  # 1,132,560 parameters, as in run.py
+    "sizes": (64, 1024, 1024, 16),  # 1,132,560 parameters, as in bench_dense.py
     "batch": 128,
     "num_probes": 100,
     "k": 5,
@@ -437,91 +455,6 @@ def _ritz(result):
 
 
 # --------------------------------------------------------------------------------------
-# Timing: compile ahead of time, then rotating rounds of steady-state calls
-
-
-def compile_all(fns, args):
-    """`jax.jit(fn).lower(args).compile()` for each; compile seconds and XLA memory."""
-    compiled, info = {}, {}
-    for name, (_, fn) in fns.items():
-        start = time.perf_counter()
-        compiled[name] = jax.jit(fn).lower(args).compile()
-        info[name] = {"compile_s": time.perf_counter() - start}
-        info[name].update(memory_stats(compiled[name]))
-    return compiled, info
-
-
-def memory_stats(compiled):
-    stats = compiled.memory_analysis()
-    if stats is None:
-        return {}
-    return {
-        "argument_bytes": int(stats.argument_size_in_bytes),
-        "output_bytes": int(stats.output_size_in_bytes),
-        "temp_bytes": int(stats.temp_size_in_bytes),
-    }
-
-
-def time_rounds(compiled, args, once, *, rounds, round_s, budget_s):
-    """Median per-call time of each compiled function, in rotating rounds.
-
-    Calibration: the time of one blocked call each (`once`, from the checked
-    call) sets how many calls fit in `round_s` (at least one). Then up to `rounds`
-    rounds (fewer if they would take more than about
-    `budget_s`, never fewer than three); in each, every function runs its calls back
-    to back, in an order that rotates from round to round, so that load from other
-    processes falls on all of them alike. Returns `{name: {steady_s, n}}`.
-    """
-    names = list(compiled)
-    loops, round_cost = {}, 0.0
-    for name in names:
-        loops[name] = max(1, min(1000, int(round_s / max(once[name], 1e-7))))
-        round_cost += loops[name] * once[name]
-    rounds = max(3, min(rounds, int(budget_s / max(round_cost, 1e-9))))
-    samples = {name: [] for name in names}
-    for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            for _ in range(loops[name]):
-                jax.block_until_ready(compiled[name](args))
-            samples[name].append((time.perf_counter() - start) / loops[name])
-    return {
-        name: {
-            "steady_s": float(np.median(samples[name])),
-            "min_s": float(np.min(samples[name])),
-            "n": rounds * loops[name],
-            "rounds": rounds,
-        }
-        for name in names
-    }
-
-
-def run_section(fns, args, check, *, rounds, round_s, budget_s):
-    """Compile, run once and check, then time. Returns `(timings, check report)`."""
-    compiled, info = compile_all(fns, args)
-    outputs, once = {}, {}
-    for name in compiled:
-        start = time.perf_counter()
-        outputs[name] = jax.block_until_ready(compiled[name](args))
-        once[name] = time.perf_counter() - start
-    report = check(jax.device_get(outputs))
-    del outputs
-    timings = time_rounds(
-        compiled, args, once, rounds=rounds, round_s=round_s, budget_s=budget_s
-    )
-    for name in fns:
-        info[name].update(timings[name])
-        info[name]["label"] = fns[name][0]
-        print(
-            f"  {name:22s} compile {fmt_time(info[name]['compile_s']):>10s}  "
-            f"steady {fmt_time(info[name]['steady_s']):>10s}",
-            flush=True,
-        )
-    return info, report
-
-
-# --------------------------------------------------------------------------------------
 # Checks (before anything is timed)
 
 
@@ -537,7 +470,7 @@ def max_abs_tree(a):
 
 
 def fail(message):
-    raise SystemExit(f"check failed: {message}; refusing to time wrong numbers.")
+    raise hz.CheckError(f"{message}; refusing to time wrong numbers")
 
 
 def check_hvp(problem):
@@ -564,6 +497,7 @@ def check_hvp(problem):
     )
 
     def check(outputs):
+        outputs = jax.device_get(outputs)
         report = {}
         for name, reference, against in (
             ("cov_chart", outputs["hvp_psi"], "plain HVP at psi"),
@@ -590,6 +524,7 @@ def check_trace(theta_reference):
     """
 
     def check(outputs):
+        outputs = jax.device_get(outputs)
         est = {name: (float(out[0]), float(out[1])) for name, out in outputs.items()}
         est["pyhessian_theta"] = tuple(float(x) for x in theta_reference)
         return _check_trace(est)
@@ -640,6 +575,7 @@ def check_eig(problem, theta_reference):
         return jax.lax.map(lambda a: one(*a), (values, vectors))
 
     def check(outputs):
+        outputs = jax.device_get(outputs)
         report = {"values": {}}
         for name, out in outputs.items():
             report["values"][name] = np.asarray(out[0]).tolist()
@@ -745,7 +681,7 @@ def memory_worker(width, num_probes, k, only=None):
         if only and name not in only:
             continue
         compiled = jax.jit(fn).lower(args).compile()
-        entry = memory_stats(compiled)
+        entry = hz.memory_stats(compiled)
         _release_freed_memory()
         before = _proc_status("VmRSS")
         if _reset_peak_rss():
@@ -765,7 +701,8 @@ def bench_memory(widths, num_probes, only):
     for width in widths:
         command = [
             sys.executable,
-            str(pathlib.Path(__file__).resolve()),
+            "-m",
+            "benchmarks.bench_network",
             "--memory-worker",
             str(width),
             "--num-probes",
@@ -775,7 +712,9 @@ def bench_memory(widths, num_probes, only):
         # when freed: otherwise glibc serves later allocations from freed heap that
         # is still resident, and the RSS rise undercounts.
         env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-        proc = subprocess.run(command, capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            command, capture_output=True, text=True, env=env, cwd=hz.ROOT
+        )
         if proc.returncode != 0:
             raise SystemExit(
                 f"memory worker (width {width}) failed:\n{proc.stderr[-3000:]}"
@@ -873,15 +812,17 @@ def run_gauss_newton(problem, inputs, config):
     level = callback_log.level
     callback_log.setLevel(logging.CRITICAL)
     try:
-        info, report = run_section(
+        rows = section(
+            "gauss_newton",
             fns,
             inputs,
             check_gauss_newton(problem, metric),
-            rounds=config["rounds"]["gn"],
-            budget_s=config["budget_s"]["gn"],
-            round_s=config["round_s"],
+            config,
+            "gn",
         )
-        return {"damping": GN_DAMPING, "ok": True, "rows": info, "checks": report}
+        return {"damping": GN_DAMPING, "ok": True, "rows": rows}
+    except hz.CheckError:
+        raise  # a wrong number stops the run, as everywhere
     except Exception as error:  # noqa: BLE001 - reported, not hidden
         lines = [
             line
@@ -895,32 +836,119 @@ def run_gauss_newton(problem, inputs, config):
 
 
 # --------------------------------------------------------------------------------------
-# Report
+# The run
 
 
-def fmt_mib(nbytes):
-    return "-" if nbytes is None else f"{nbytes / 2**20:.1f}"
+LABELS = {}  # section -> {name: label}, filled by `section` and saved in the payload
 
 
-def table(section, base, rows, extra=None):
-    """Markdown rows: label, compile, steady, ratio to `base`, XLA temp memory."""
-    lines = [
-        "| operation | compile | steady | / "
-        + base[1]
-        + " | XLA temp (MiB) |"
-        + ("" if extra is None else f" {extra[0]} |"),
-        "| --- | ---: | ---: | ---: | ---: |" + ("" if extra is None else " ---: |"),
-    ]
-    for name in rows:
-        entry = section[name]
-        ratio = entry["steady_s"] / section[base[0]]["steady_s"]
-        lines.append(
-            f"| {entry['label']} | {fmt_time(entry['compile_s'])} "
-            f"| {fmt_time(entry['steady_s'])} | {ratio:.2f}x "
-            f"| {fmt_mib(entry.get('temp_bytes'))} |"
-            + ("" if extra is None else f" {extra[1](name)} |")
+def section(name, fns, inputs, check, config, key):
+    """One section through the harness: compiled ahead of time (timed apart, with
+    XLA's buffer sizes), run once and checked, then timed in rotating rounds."""
+    LABELS[name] = {n: label for n, (label, _) in fns.items()}
+    rows = hz.run_problem(
+        hz.Problem(name, (inputs,), check=check),
+        [hz.Contender(n, fn, label) for n, (label, fn) in fns.items()],
+        rounds=config["rounds"][key],
+        budget_s=config["budget_s"][key],
+        round_s=config["round_s"],
+        compile_apart=True,
+    )
+    for n in fns:
+        print(
+            f"  {n:22s} compile {hz.fmt_time(rows[n]['compile_s']):>10s}  "
+            f"steady {hz.fmt_time(rows[n]['steady_s']):>10s}",
+            flush=True,
         )
-    return lines
+    return rows
+
+
+def run(quick=False):
+    """Check, then time, every section; the JSON-able payload for `render`."""
+    env = hz.environment(quick=quick)
+    config = QUICK if quick else FULL
+    problem = make_problem(config["sizes"], config["batch"])
+    print(f"MLP {config['sizes']}: {problem['n_params']:,} parameters", flush=True)
+    inputs = {
+        "theta": problem["theta"],
+        "psi": problem["psi"],
+        "v_theta": problem["v_theta"],
+        "v_psi": problem["v_psi"],
+        "key": jr.key(1),
+        "key2": jr.key(2),
+    }
+    results = {}
+    print("covariant HVP ...", flush=True)
+    results["hvp"] = section(
+        "hvp", hvp_functions(problem), inputs, check_hvp(problem), config, "hvp"
+    )
+    print("Gauss-Newton ...", flush=True)
+    gauss_newton = run_gauss_newton(problem, inputs, config)
+    if gauss_newton["ok"]:
+        results["gauss_newton"] = gauss_newton.pop("rows")
+    print("trace ...", flush=True)
+    # The invariant trace's reference: the naive trace at theta, the PyHessian way,
+    # with other probes; computed once, not timed (it costs what the row at psi does).
+    trace_reference = jax.jit(
+        lambda a: pyhessian_trace(
+            problem["loss"], a["theta"], a["key2"], config["num_probes"]
+        )
+    )(inputs)
+    results["trace"] = section(
+        "trace",
+        trace_functions(problem, config["num_probes"]),
+        inputs,
+        check_trace(trace_reference),
+        config,
+        "trace",
+    )
+    print("eigenvalues ...", flush=True)
+    eig_fns, lanczos_iterations = eig_functions(problem, config["k"])
+    theta_reference = jax.jit(
+        lambda a: _ritz(
+            gh.linalg.hessian_eigenvalues(
+                problem["loss"],
+                a["theta"],
+                key=a["key2"],
+                k=config["k"],
+                which="magnitude",
+            )
+        )
+    )(inputs)
+    results["eig"] = section(
+        "eig",
+        eig_fns,
+        inputs,
+        check_eig(problem, tuple(np.asarray(x) for x in theta_reference)),
+        config,
+        "eig",
+    )
+    print("memory (one subprocess per size) ...", flush=True)
+    memory = bench_memory(
+        config["memory_widths"], config["num_probes"], config["memory_ops"]
+    )
+    return {
+        "env": hz.finish_environment(env),
+        "meta": {
+            "sizes": " -> ".join(map(str, config["sizes"])),
+            "n_params": problem["n_params"],
+            "batch": config["batch"],
+            "scales": ", ".join(f'"{k}": {v:.3g}' for k, v in SCALES.items()).join(
+                "{}"
+            ),
+            "num_probes": config["num_probes"],
+            "k": config["k"],
+            "lanczos_iterations": lanczos_iterations,
+        },
+        "labels": LABELS,
+        "results": results,
+        "gauss_newton": gauss_newton,
+        "memory": memory,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# The page
 
 
 def exponent(xs, ys):
@@ -928,85 +956,77 @@ def exponent(xs, ys):
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
-def evaluate(results):
-    hvp, trace, eig = results["hvp"], results["trace"], results["eig"]
-    goals = {}
-    for name, base in (("cov_chart", "hvp_psi"), ("cov_diagonal", "hvp")):
-        goals[f"hvp/{name}"] = hvp[name]["steady_s"] / hvp[base]["steady_s"]
-    goals["trace/pyhessian"] = (
-        trace["gh_invariant_psi"]["steady_s"] / trace["pyhessian_psi"]["steady_s"]
-    )
-    goals["trace/gh_naive"] = (
-        trace["gh_invariant_psi"]["steady_s"] / trace["gh_naive_psi"]["steady_s"]
-    )
-    goals["eig/pyhessian"] = (
-        eig["gh_invariant_psi"]["steady_s"] / eig["pyhessian_psi"]["steady_s"]
-    )
-    goals["eig/gh_naive"] = (
-        eig["gh_invariant_psi"]["steady_s"] / eig["gh_naive_psi"]["steady_s"]
-    )
-    memory = results["memory"]
+def memory_exponents(memory):
     params = [entry["n_params"] for entry in memory]
-    goals["memory"] = {}
+    out = {}
     for op in memory[0]["ops"]:
         xla = [
             e["ops"][op]["temp_bytes"] + e["ops"][op]["output_bytes"] for e in memory
         ]
         rss = [e["ops"][op].get("rss_rise_bytes") for e in memory]
-        goals["memory"][op] = {
-            "xla_exponent": exponent(params, xla),
-            "rss_exponent": exponent(params, rss)
+        out[op] = {
+            "xla": exponent(params, xla),
+            "rss": exponent(params, rss)
             if all(r is not None and r > 0 for r in rss)
             else None,
         }
-    return goals
+    return out
 
 
-def render(results):
-    meta, hvp, trace, eig = (
-        results["meta"],
-        results["hvp"],
-        results["trace"],
-        results["eig"],
+def _steady(results, section, name):
+    return results[section][name]["steady_s"]
+
+
+def render(payload):
+    meta, results, labels = payload["meta"], payload["results"], payload["labels"]
+    gn = payload["gauss_newton"]
+    rounds = {s: next(iter(r.values()))["rounds"] for s, r in results.items()}
+    lines = hz.render_environment(
+        payload["env"],
+        notes=[
+            "Float32, x64 off. No GPU: the device tool lends no GPU to this task, so "
+            "the ~100M-parameter GPU run the issue asks for where one is lent was "
+            "not done.",
+            f"Network: tanh MLP {meta['sizes']}, {meta['n_params']:,} parameters (a "
+            f"dict of float32 arrays `w0, b0, ...`), MSE on a fixed synthetic batch "
+            f"of {meta['batch']}. Per-layer chart `gh.charts.Scale({meta['scales']})`"
+            ", `psi = chart(theta)`, `psi_loss = "
+            "gh.ScalarField(loss).reparametrize(chart)`.",
+        ],
     )
-    goals, checks = results["goals"], results["checks"]
-    lines = run_header(meta, "Environment (float32, x64 off)", "Device (CPU only)") + [
-        "- No GPU: the device tool lends no GPU to this task, so the ~100M-parameter "
-        "GPU run the issue asks for where one is lent was not done.",
-        f"- Network: tanh MLP {meta['sizes']}, {meta['n_params']:,} parameters (a dict "
-        f"of float32 arrays `w0, b0, ...`), MSE on a fixed synthetic batch of "
-        f"{meta['batch']}. Per-layer chart `gh.charts.Scale({meta['scales']})`, "
-        "`psi = chart(theta)`, `psi_loss = gh.ScalarField(loss).reparametrize(chart)`.",
+    lines += [
         "",
         "Compile is `jax.jit(fn).lower(args).compile()` (tracing, lowering, XLA), "
-        "timed apart; steady is the median time per call over rounds in which the "
-        "compared functions take turns in rotating order "
-        f"({hvp['grad']['rounds']} rounds for the HVPs, {trace['gh_invariant_psi']['rounds']} "
-        f"for the traces, {eig['gh_invariant_psi']['rounds']} for the eigenvalues). "
+        'timed apart; "1st run" is the first execution after it; steady is the '
+        "median time per call over rounds in which the compared functions take "
+        f"turns in rotating order ({rounds['hvp']} rounds for the HVPs, "
+        f"{rounds['trace']} for the traces, {rounds['eig']} for the eigenvalues). "
         "XLA temp is the compiled program's temporary buffers (`memory_analysis()`).",
         "",
         "### Covariant HVP",
         "",
     ]
-    lines += table(
-        hvp,
-        ("hvp", "plain HVP at theta"),
-        list(hvp),
-        extra=(
-            "/ plain HVP, same loss and coordinates",
-            lambda n: {
-                "cov_chart": f"{goals['hvp/cov_chart']:.2f}x",
-                "cov_diagonal": f"{goals['hvp/cov_diagonal']:.2f}x",
-            }.get(n, ""),
-        ),
-    )
-    gn = results["gauss_newton"]
+    own_base = {"cov_chart": "hvp_psi", "cov_diagonal": "hvp"}
+
+    def same_coordinates(problem, name, row):
+        base = own_base.get(name)
+        if base is None or "steady_s" not in row:
+            return ""
+        return hz.fmt_ratio(row["steady_s"] / _steady(results, problem, base))
+
     lines += [
+        hz.render_table(
+            {"hvp": results["hvp"]},
+            labels["hvp"],
+            "hvp",
+            first="1st run",
+            columns=[("/ plain HVP, same loss and coordinates", same_coordinates)],
+        ),
         "",
         "Checked before timing (max abs difference / largest entry): "
         + "; ".join(
             f"{name}: {diff:.1e} / {scale:.2g}"
-            for name, (diff, scale) in checks["hvp"].items()
+            for name, (diff, scale) in results["hvp"][hz.CHECK].items()
         )
         + ".",
         "",
@@ -1019,34 +1039,41 @@ def render(results):
         "",
     ]
     if gn["ok"]:
-        lines += table(gn["rows"], ("gn_mvp", "`metric.mvp`"), list(gn["rows"]))
+        checks = results["gauss_newton"][hz.CHECK]
         lines += [
+            hz.render_table(
+                {"gauss_newton": results["gauss_newton"]},
+                labels["gauss_newton"],
+                "gn_mvp",
+                first="1st run",
+            ),
             "",
             "Checked before timing: the natural gradient `u` solves `G u = df` to a "
-            f"relative residual of {gn['checks']['residual']:.1e} (recomputed with "
+            f"relative residual of {checks['residual']:.1e} (recomputed with "
             "`metric.mvp`; limit 1e-4), and the covariant Hessian is symmetric, "
             "`|<u, nabla^2 f v> - <v, nabla^2 f u>|` / `(|u| |nabla^2 f v|)` = "
-            f"{gn['checks']['asymmetry']:.1e} for two random tangents (limit 1e-3).",
+            f"{checks['asymmetry']:.1e} for two random tangents (limit 1e-3).",
         ]
     else:
         lines.append(f"FAILED on this network: {gn['message']}.")
+    ct = results["trace"][hz.CHECK]
+    values = ct["values"]
     lines += [
         "",
         f"### Trace, Hutchinson with {meta['num_probes']} Rademacher probes",
         "",
-    ]
-    values = checks["trace"]["values"]
-    lines += table(
-        trace,
-        ("pyhessian_psi", "PyHessian way at psi"),
-        list(trace),
-        extra=(
-            "estimate +- std error",
-            lambda n: f"{values[n][0]:.5g} +- {values[n][1]:.2g}",
+        hz.render_table(
+            {"trace": results["trace"]},
+            labels["trace"],
+            "pyhessian_psi",
+            first="1st run",
+            columns=[
+                (
+                    "estimate +- std error",
+                    lambda p, n, r: f"{values[n][0]:.5g} +- {values[n][1]:.2g}",
+                )
+            ],
         ),
-    )
-    ct = checks["trace"]
-    lines += [
         "",
         "Checked before timing: geomhess's invariant trace equals the by-hand one with "
         f"the same probes (relative difference {ct['same probes']:.1e}); geomhess's "
@@ -1059,21 +1086,24 @@ def render(results):
         f"{ct['gh_invariant_psi vs pyhessian_theta']:.1f} (limit 4). The naive trace "
         "at psi is off the invariant one by "
         f"{ct['naive vs invariant at psi']:.0f} standard errors: that is the chart.",
+    ]
+    ce = results["eig"][hz.CHECK]
+    lines += [
         "",
         f"### Top-{meta['k']} eigenvalues (largest magnitude)",
         "",
-    ]
-    ce = checks["eig"]
-    lines += table(
-        eig,
-        ("pyhessian_psi", "PyHessian way at psi"),
-        list(eig),
-        extra=(
-            "eigenvalues",
-            lambda n: ", ".join(f"{x:.4g}" for x in ce["values"][n]),
+        hz.render_table(
+            {"eig": results["eig"]},
+            labels["eig"],
+            "pyhessian_psi",
+            first="1st run",
+            columns=[
+                (
+                    "eigenvalues",
+                    lambda p, n, r: ", ".join(f"{x:.4g}" for x in ce["values"][n]),
+                )
+            ],
         ),
-    )
-    lines += [
         "",
         f"PyHessian's power iteration took {ce['pyhessian_iterations']} HVPs for its "
         f"{meta['k']} eigenvalues (sum {sum(ce['pyhessian_iterations'])}); Lanczos "
@@ -1087,8 +1117,7 @@ def render(results):
         f"ones against the PyHessian way ({ce['gh naive vs PyHessian way']:.2g}). "
         "Largest residual bounds: "
         + ", ".join(f"{name} {max(res):.2g}" for name, res in ce["residuals"].items())
-        + ". The naive "
-        "eigenvalues at psi differ from the invariant ones by up to "
+        + ". The naive eigenvalues at psi differ from the invariant ones by up to "
         f"{100 * ce['naive vs invariant at psi (relative)']:.0f}%.",
         "",
         "### Memory against the parameter count",
@@ -1101,8 +1130,8 @@ def render(results):
         "per parameter; a float32 copy of the parameters is 4 B/param.",
         "",
     ]
-    memory = results["memory"]
-    ops = list(memory[0]["ops"])
+    memory = payload["memory"]
+    exponents = memory_exponents(memory)
     op_labels = {
         "grad": "`jax.grad`",
         "hvp_psi": "plain HVP",
@@ -1110,38 +1139,38 @@ def render(results):
         "trace_pyhessian": f"trace, PyHessian way ({meta['num_probes']} probes)",
         "trace_invariant": f"invariant trace ({meta['num_probes']} probes)",
         "eig_lanczos": f"plain Lanczos ({meta['lanczos_iterations']} its)",
-        "eig_invariant": f"invariant top-{meta['k']} (Lanczos, {meta['lanczos_iterations']} its)",
+        "eig_invariant": f"invariant top-{meta['k']} (Lanczos, "
+        f"{meta['lanczos_iterations']} its)",
     }
-    header = "| operation | " + " | ".join(
-        f"{e['n_params']:,} params: XLA / RSS rise, MiB (B/param)" for e in memory
-    )
     lines += [
-        header + " | exponent XLA / RSS |",
+        "| operation | "
+        + " | ".join(
+            f"{e['n_params']:,} params: XLA / RSS rise, MiB (B/param)" for e in memory
+        )
+        + " | exponent XLA / RSS |",
         "| --- |" + " ---: |" * (len(memory) + 1),
     ]
-    for op in ops:
+    for op in memory[0]["ops"]:
         cells = []
         for e in memory:
-            o = e["ops"][op]
-            xla = o["temp_bytes"] + o["output_bytes"]
-            rss = o.get("rss_rise_bytes")
-            n = e["n_params"]
+            o, n = e["ops"][op], e["n_params"]
+            xla, rss = o["temp_bytes"] + o["output_bytes"], o.get("rss_rise_bytes")
             cells.append(
-                f"{fmt_mib(xla)} ({xla / n:.0f}) / "
-                + ("-" if rss is None else f"{fmt_mib(rss)} ({rss / n:.0f})")
+                f"{hz.fmt_mib(xla)} ({xla / n:.0f}) / "
+                + ("-" if rss is None else f"{hz.fmt_mib(rss)} ({rss / n:.0f})")
             )
-        g = goals["memory"][op]
-        rss_exp = "-" if g["rss_exponent"] is None else f"{g['rss_exponent']:.2f}"
+        g = exponents[op]
+        rss_exp = "-" if g["rss"] is None else f"{g['rss']:.2f}"
         lines.append(
             f"| {op_labels[op]} | "
             + " | ".join(cells)
-            + f" | {g['xla_exponent']:.2f} / {rss_exp} |"
+            + f" | {g['xla']:.2f} / {rss_exp} |"
         )
     lines += [
         "",
         "Process peak RSS (whole process, JAX runtime included): "
         + ", ".join(
-            f"{fmt_mib(e['process_peak_bytes'])} MiB at {e['n_params']:,}"
+            f"{hz.fmt_mib(e['process_peak_bytes'])} MiB at {e['n_params']:,}"
             for e in memory
         )
         + ". Exponent: least-squares slope of log memory against log parameters "
@@ -1149,192 +1178,52 @@ def render(results):
         "",
         "### Goals",
         "",
+        hz.render_goals(GOALS, results, extra=extra_goal_lines(payload, exponents)),
     ]
-    lines += [f"- {line}" for line in results["goal_lines"]]
     return "\n".join(lines) + "\n"
 
 
-def goal_lines(results):
-    goals = results["goals"]
-    out = []
-    for name, label in (
-        ("cov_chart", "Euclidean metric through the per-layer chart"),
-        ("cov_diagonal", "`Diagonal(1 + p^2)`"),
-    ):
-        r = goals[f"hvp/{name}"]
-        out.append(
-            f"Covariant HVP within {GOAL_HVP:.0f}x a plain HVP ({label}): {r:.2f}x, "
-            f"{'met' if r <= GOAL_HVP else 'NOT met'}."
-        )
-    r, r2 = goals["trace/pyhessian"], goals["trace/gh_naive"]
-    out.append(
-        f"Invariant trace within {GOAL_TRACE:.0f}x the naive one (Euclidean metric "
-        f"through the per-layer chart, {results['meta']['num_probes']} probes): "
-        f"{r:.2f}x the PyHessian way, {r2:.2f}x geomhess's naive trace, "
-        f"{'met' if max(r, r2) <= GOAL_TRACE else 'NOT met'}."
-    )
-    out.append(
-        f"Top-{results['meta']['k']} eigenvalues (no numeric goal): the invariant ones "
-        f"take {goals['eig/pyhessian']:.2f}x the time of PyHessian's power iteration "
-        f"and {goals['eig/gh_naive']:.2f}x geomhess's naive ones."
-    )
-    gn = results["gauss_newton"]
+def extra_goal_lines(payload, exponents):
+    """The lines that are not a ratio of two rows: eigenvalues (no numeric goal),
+    Gauss-Newton, memory's exponent, the GPU run."""
+    results, meta, gn = payload["results"], payload["meta"], payload["gauss_newton"]
+    eig = results["eig"]
+    inv = eig["gh_invariant_psi"]["steady_s"]
+    out = [
+        f"Top-{meta['k']} eigenvalues (no numeric goal): the invariant ones take "
+        f"{inv / eig['pyhessian_psi']['steady_s']:.2f}x the time of PyHessian's power "
+        f"iteration and {inv / eig['gh_naive_psi']['steady_s']:.2f}x geomhess's naive "
+        "ones."
+    ]
     if gn["ok"]:
-        rows = gn["rows"]
+        rows = results["gauss_newton"]
+        natural = rows["gn_natural_gradient"]["steady_s"]
         out.append(
-            f"Gauss-Newton metric in float32 (no numeric goal; it failed before the "
-            f"solver was replaced): the natural gradient takes "
-            f"{fmt_time(rows['gn_natural_gradient']['steady_s'])} "
-            f"({rows['gn_natural_gradient']['steady_s'] / rows['gn_mvp']['steady_s']:.0f}"
-            f" metric products' time), the covariant HVP "
-            f"{fmt_time(rows['gn_cov_hvp']['steady_s'])}."
+            "Gauss-Newton metric in float32 (no numeric goal; it failed before the "
+            f"solver was replaced): the natural gradient takes {hz.fmt_time(natural)} "
+            f"({natural / rows['gn_mvp']['steady_s']:.0f} metric products' time), the "
+            f"covariant HVP {hz.fmt_time(rows['gn_cov_hvp']['steady_s'])}."
         )
     else:
         out.append(f"Gauss-Newton metric in float32: FAILED ({gn['message']}).")
-    worst = max(
-        max(g["xla_exponent"], g["rss_exponent"] or 0) for g in goals["memory"].values()
-    )
+    worst = max(max(g["xla"], g["rss"] or 0) for g in exponents.values())
     out.append(
         "Memory linear in the parameter count: largest fitted exponent "
         f"{worst:.2f} over all operations and both measures (goal <= {GOAL_EXPONENT}), "
-        f"{'met' if worst <= GOAL_EXPONENT else 'NOT met'}."
+        f"{'met' if worst <= GOAL_EXPONENT else 'not met'}."
     )
     out.append("~100M parameters on a GPU: not measured, no GPU is lent to this task.")
     return out
 
 
-# --------------------------------------------------------------------------------------
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke run, under a minute"
-    )
-    parser.add_argument("--out", help="markdown file whose results block to rewrite")
-    parser.add_argument(
-        "--json",
-        default=str(HERE / ".results" / "network.json"),
-        help="where to save the raw results (default: benchmarks/.results/)",
-    )
-    parser.add_argument("--memory-worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--num-probes", type=int, default=100, help=argparse.SUPPRESS)
-    parser.add_argument("--memory-ops", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.memory_worker is not None:
-        only = args.memory_ops.split(",") if args.memory_ops else None
-        memory_worker(args.memory_worker, args.num_probes, FULL["k"], only)
-        return
-
-    config = QUICK if args.quick else FULL
-    start = time.perf_counter()
-    load_before = os.getloadavg()[0]
-    problem = make_problem(config["sizes"], config["batch"])
-    print(f"MLP {config['sizes']}: {problem['n_params']:,} parameters", flush=True)
-    inputs = {
-        "theta": problem["theta"],
-        "psi": problem["psi"],
-        "v_theta": problem["v_theta"],
-        "v_psi": problem["v_psi"],
-        "key": jr.key(1),
-        "key2": jr.key(2),
-    }
-    timing = {"round_s": config["round_s"]}
-    results, checks = {}, {}
-
-    print(f"[{time.perf_counter() - start:5.0f} s] covariant HVP ...", flush=True)
-    results["hvp"], checks["hvp"] = run_section(
-        hvp_functions(problem),
-        inputs,
-        check_hvp(problem),
-        rounds=config["rounds"]["hvp"],
-        budget_s=config["budget_s"]["hvp"],
-        **timing,
-    )
-    print(f"[{time.perf_counter() - start:5.0f} s] Gauss-Newton ...", flush=True)
-    results["gauss_newton"] = run_gauss_newton(problem, inputs, config)
-
-    print(f"[{time.perf_counter() - start:5.0f} s] trace ...", flush=True)
-    # The invariant trace's reference: the naive trace at theta, the PyHessian way,
-    # with other probes; computed once, not timed (it costs what the row at psi does).
-    trace_reference = jax.jit(
-        lambda a: pyhessian_trace(
-            problem["loss"], a["theta"], a["key2"], config["num_probes"]
-        )
-    )(inputs)
-    results["trace"], checks["trace"] = run_section(
-        trace_functions(problem, config["num_probes"]),
-        inputs,
-        check_trace(trace_reference),
-        rounds=config["rounds"]["trace"],
-        budget_s=config["budget_s"]["trace"],
-        **timing,
-    )
-
-    print(f"[{time.perf_counter() - start:5.0f} s] eigenvalues ...", flush=True)
-    eig_fns, lanczos_iterations = eig_functions(problem, config["k"])
-    theta_reference = jax.jit(
-        lambda a: _ritz(
-            gh.linalg.hessian_eigenvalues(
-                problem["loss"],
-                a["theta"],
-                key=a["key2"],
-                k=config["k"],
-                which="magnitude",
-            )
-        )
-    )(inputs)
-    results["eig"], checks["eig"] = run_section(
-        eig_fns,
-        inputs,
-        check_eig(problem, tuple(np.asarray(x) for x in theta_reference)),
-        rounds=config["rounds"]["eig"],
-        budget_s=config["budget_s"]["eig"],
-        **timing,
-    )
-    print(
-        f"[{time.perf_counter() - start:5.0f} s] memory (one subprocess per size) ...",
-        flush=True,
-    )
-    results["memory"] = bench_memory(
-        config["memory_widths"], config["num_probes"], config["memory_ops"]
-    )
-
-    command = "python benchmarks/bench_network.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    results["checks"] = checks
-    results["meta"] = {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": command.strip(),
-        "quick": args.quick,
-        "sizes": " -> ".join(map(str, config["sizes"])),
-        "n_params": problem["n_params"],
-        "batch": config["batch"],
-        "scales": ", ".join(f'"{k}": {v:.3g}' for k, v in SCALES.items()).join("{}"),
-        "num_probes": config["num_probes"],
-        "k": config["k"],
-        "lanczos_iterations": lanczos_iterations,
-        "machine": machine_info(),
-        "versions": versions("jax", "jaxlib", "equinox", "numpy"),
-        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "load_before": load_before,
-        "load_after": os.getloadavg()[0],
-        "total_s": time.perf_counter() - start,
-    }
-    results["goals"] = evaluate(results)
-    results["goal_lines"] = goal_lines(results)
-    block = render(results)
-    print()
-    print(block)
-    if args.json:
-        path = pathlib.Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=1, default=str))
-    if args.out:
-        write_results_block(args.out, block, BEGIN, END)
-        print(f"wrote {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    # Only the memory worker runs this module as a script (one MLP size per fresh
+    # process); the benchmark itself runs through `python -m benchmarks`.
+    parser = argparse.ArgumentParser(description="memory worker of bench_network")
+    parser.add_argument("--memory-worker", type=int, required=True)
+    parser.add_argument("--num-probes", type=int, default=100)
+    parser.add_argument("--memory-ops")
+    args = parser.parse_args()
+    only = args.memory_ops.split(",") if args.memory_ops else None
+    memory_worker(args.memory_worker, args.num_probes, FULL["k"], only)
+    sys.exit(0)

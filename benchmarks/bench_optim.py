@@ -8,27 +8,25 @@ Two measurements (issue 3):
    (minimum: `sum_i N_ii lambda_i` over the `p` smallest eigenvalues), from the same
    random starting point: `gh.optim.trust_region` against pymanopt's `TrustRegions`,
    both with hand-written derivatives (pymanopt's numpy backend) and with autodiff of
-   the cost alone (pymanopt's PyTorch backend). Iterations, wall time to
-   convergence, time per iteration, and geomhess's compile time apart. Also from a
-   warm start near the minimizer, with `gh.optim.newton` as well.
+   the cost alone (pymanopt's PyTorch backend), and against the arithmetic floor
+   (the products with `A` alone). Also from a warm start near the minimizer, with
+   `gh.optim.newton` as well.
 2. **Riemannian Adam step time** (float32): `gh.optim.radam` on `Sphere` and
    `Stiefel` parameters against `optax.adam` on unconstrained parameters of the same
-   size, and against geoopt's `RiemannianAdam` (torch) on the same manifold, with
-   `torch.optim.Adam` as torch's unconstrained reference.
+   size, the geometry of a step by hand, and geoopt's `RiemannianAdam` (torch) on
+   the same manifold, with `torch.optim.Adam` as torch's unconstrained reference.
 
 Every result is checked before it is timed: all solvers must end at the known
-minimum (against `numpy.linalg.eigh`) with a gradient norm below the tolerance, on
-the manifold, at the same minimizer; geomhess's `radam` must agree with geoopt's
-`RiemannianAdam` after a few steps from the same point; otherwise the run stops.
+minimum (against `numpy.linalg.eigh`: the value and the minimizer) with a gradient
+norm below the tolerance, on the manifold, and at pymanopt's minimizer; `radam` must
+stay on the manifold and agree with geoopt's `RiemannianAdam` after a few steps.
 pymanopt and geoopt run in their own environment (`.venv-optim-peers`, made by
 `benchmarks/setup_optim_peers.sh`) through `benchmarks/optim_peers_worker.py`, a
 subprocess that takes commands one at a time, so that geomhess and its peers take
-turns in every timing round.
+turns in every timing round (`benchmarks/_harness.py`); without that environment
+their rows read "not run".
 
-Usage:
-    bash benchmarks/setup_optim_peers.sh
-    python benchmarks/bench_optim.py --out benchmarks/results_optim.md
-    python benchmarks/bench_optim.py --quick      # smoke run, under a minute
+    python -m benchmarks --only optim [--quick]
 """
 
 import os
@@ -41,8 +39,7 @@ import os
 # scipy and jax load (and the peer process inherits it).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
+import dataclasses  # noqa: E402
 import functools as ft  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
@@ -50,31 +47,78 @@ import pathlib  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 
 import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-from _env import fmt_ratio, fmt_time, machine_info, run_header, versions  # noqa: E402
 
 import geomhess as gh  # noqa: E402
+from benchmarks import _harness as hz  # noqa: E402
 
 
-jax.config.update("jax_enable_x64", True)
-
-HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parent
-PEER_PYTHON = ROOT / ".venv-optim-peers" / "bin" / "python"
+PAGE = "results_optim.md"  # its prose (how it is measured) lives there
+MARKERS = ("<!-- results:begin -->", "<!-- results:end -->")
+PEER_PYTHON = hz.ROOT / ".venv-optim-peers" / "bin" / "python"
 
 TOL = 1e-8  # the gradient norm to reach
 MAX_ITERATIONS = 1000
 LR = 1e-3  # the Adam learning rate (it does not change the cost of a step)
+PROFILE = "profile_trust_region.md"  # where the trust region's time goes
 
-# Goals from the issue.
-GOAL_WALL = 10.0  # pymanopt / geomhess wall time, at least
-GOAL_ADAM = 1.3  # radam / optax.adam step, at most
+GOALS_TR = [
+    hz.Goal(
+        "gh_tr_hvp_fn",
+        "floor_gh",
+        1.3,
+        text="`trust_region` with `hvp_fn` within 1.3x the JAX floor (geomhess's "
+        "own product count), every problem",
+        link=PROFILE,
+    ),
+    hz.Goal(
+        "gh_tr",
+        "floor_gh",
+        2.2,
+        text="`trust_region` with autodiff derivatives (the default) within 2.2x the "
+        "JAX floor, every problem",
+        link=PROFILE,
+    ),
+    hz.Goal(
+        "pymanopt_torch",
+        "gh_tr",
+        10.0,
+        at_most=False,
+        text="`trust_region` at least 10x faster than pymanopt given the cost alone "
+        "(PyTorch autodiff)",
+        link=PROFILE,
+    ),
+    hz.Goal(
+        "pymanopt",
+        "gh_tr",
+        10.0,
+        at_most=False,
+        text="`trust_region` at least 10x faster than pymanopt with hand-written "
+        "derivatives (numpy), random starts",
+        link=PROFILE,
+    ),
+]
+GOALS_ADAM = [
+    hz.Goal(
+        "gh_radam",
+        ("+", "optax_adam", "geometry_jax"),
+        1.2,
+        text="`radam` within 1.2x `optax.adam` plus the geometry by hand in JAX",
+    ),
+    hz.Goal("gh_radam", "optax_adam", 1.3, text="`radam` within 1.3x `optax.adam`"),
+    hz.Goal(
+        ("min", "geoopt@1", "geoopt@2"),
+        "gh_radam",
+        1.0,
+        at_most=False,
+        text="`radam` faster than geoopt's `RiemannianAdam` (its faster thread count)",
+    ),
+]
 
 
 # --------------------------------------------------------------------------------------
@@ -94,7 +138,12 @@ def make_tr_problems(rayleigh_n, brockett_sizes, seed):
     A = goe(rng, rayleigh_n)
     eigenvalues, eigenvectors = np.linalg.eigh(A)
     x0 = rng.standard_normal(rayleigh_n)
-    base = {"kind": "rayleigh", "A": A, "f_min": eigenvalues[0]}
+    base = {
+        "kind": "rayleigh",
+        "A": A,
+        "f_min": eigenvalues[0],
+        "x_min": eigenvectors[:, 0],
+    }
     problems[f"rayleigh{rayleigh_n}"] = {**base, "x0": x0 / np.linalg.norm(x0)}
     # A warm start: 0.05 away from the minimizer (where Newton converges to it).
     noise = rng.standard_normal(rayleigh_n)
@@ -110,6 +159,8 @@ def make_tr_problems(rayleigh_n, brockett_sizes, seed):
             "N": np.diag(d),
             "x0": X0,
             "f_min": float(d @ np.linalg.eigvalsh(A)[:p]),
+            # The largest weight goes with the smallest eigenvalue.
+            "x_min": np.linalg.eigh(A)[1][:, :p],
         }
     for problem in problems.values():
         # The gaps that make the minimizer unique (up to signs): between the lowest
@@ -368,12 +419,6 @@ TR_ROWS = {
 }
 
 
-FLOOR_ROWS = {
-    "floor_numpy": "numpy",
-    "floor_jax": "JAX (`lax.fori_loop`, jitted)",
-}
-
-
 # --------------------------------------------------------------------------------------
 # The peer process
 
@@ -383,7 +428,7 @@ class Peers:
 
     def __init__(self, problems_path, log):
         self.process = subprocess.Popen(
-            [str(PEER_PYTHON), str(HERE / "optim_peers_worker.py")],
+            [str(PEER_PYTHON), str(hz.HERE / "optim_peers_worker.py")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -394,7 +439,12 @@ class Peers:
             # is its best setting here.
             env={"OMP_WAIT_POLICY": "PASSIVE", **os.environ},
         )
-        self.call(op="load", path=str(problems_path))
+        try:
+            self.call(op="load", path=str(problems_path))
+        except SystemExit:
+            self.process.kill()
+            self.process.wait()
+            raise
 
     def call(self, **command):
         self.process.stdin.write(json.dumps(command) + "\n")
@@ -431,59 +481,6 @@ def save_problems(path, tr_problems, adam_problems):
 
 
 # --------------------------------------------------------------------------------------
-# Timing
-
-
-def interleaved(contenders, *, rounds, round_s, budget_s, min_rounds=3):
-    """Median time per unit of each contender, taking turns in rotating order.
-
-    `contenders[name](loops)` runs `loops` units (solves or steps) and returns the
-    mean seconds per unit (the peers time themselves, in their own process). A
-    warm-up call, then one call sets `loops` so that a turn takes about `round_s`
-    (a turn of one cold call would time dispatch and wake-up more than the work);
-    then up to `rounds`
-    rounds (fewer when they would take much more than `budget_s`, never fewer than
-    `min_rounds`), each contender's turn in an order that rotates from round to round.
-    """
-    names = list(contenders)
-    loops, cost = {}, 0.0
-    for name in names:
-        # The first call may recompile (the first calls before ran with JAX's caches
-        # cleared in between); the second one sets the number of loops.
-        contenders[name](1)
-        once = contenders[name](1)
-        loops[name] = max(1, min(1000, int(round_s / max(once, 1e-7))))
-        cost += loops[name] * once
-    rounds = max(min_rounds, min(rounds, int(budget_s / max(cost, 1e-9))))
-    samples = {name: [] for name in names}
-    for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            samples[name].append(contenders[name](loops[name]))
-    return {
-        name: {
-            "steady_s": float(np.median(samples[name])),
-            "best_s": float(np.min(samples[name])),
-            "n": rounds * loops[name],
-            "rounds": rounds,
-        }
-        for name in names
-    }
-
-
-def solver_turn(solve, opt, manifold, f, x0):
-    """A contender for `interleaved`: `loops` blocked solves from `x0`."""
-    return lambda loops: repeat_blocked(lambda: solve(opt, manifold, f, x0), loops)
-
-
-def repeat_blocked(fn, loops):
-    start = time.perf_counter()
-    for _ in range(loops):
-        jax.block_until_ready(fn())
-    return (time.perf_counter() - start) / loops
-
-
-# --------------------------------------------------------------------------------------
 # Part 1: trust regions
 
 
@@ -511,8 +508,8 @@ def check_point(name, problem, label, x, iterations):
     if not (
         grad_norm < 10 * TOL and abs(error) <= 1e-10 * scale and feasibility < 1e-10
     ):
-        raise SystemExit(
-            f"{name}, {label}: |grad| = {grad_norm:.3g}, f - f* = {error:.3g}, "
+        raise hz.CheckError(
+            f"{label}: |grad| = {grad_norm:.3g}, f - f* = {error:.3g}, "
             f"off the manifold by {feasibility:.3g} after {iterations} iterations; "
             "refusing to time a solver that did not converge to the minimum."
         )
@@ -538,109 +535,27 @@ def _jax_products(A, v, scale, count):
     return jax.lax.fori_loop(0, count, lambda _, v: scale * (A @ v), v)
 
 
-def floor_turns(problem, count):
-    """Contenders for `interleaved`: `count` products with `A` and nothing else, in
-    numpy and in jitted JAX: the arithmetic any trust-region solver must do when it
-    evaluates as many Hessian-vector products and gradients as pymanopt did (one
-    product with `A` each, on this problem's `x0`-shaped vectors)."""
-    A = problem["A"]
-    v0 = problem["x0"]
+def _numpy_products(A, v, scale, count):
+    for _ in range(count):
+        v = scale * (A @ v)
+    return v
+
+
+def floor_fns(problem, count):
+    """Functions `(numpy, JAX)` of no arguments for the harness: `count` products
+    with `A` and nothing else, in numpy and in jitted JAX: the arithmetic any
+    trust-region solver must do when it evaluates as many Hessian-vector products
+    and gradients (one product with `A` each, on this problem's `x0`-shaped
+    vectors)."""
+    A, v0 = problem["A"], problem["x0"]
     # Scaled by the spectral radius, so that the iterates keep their size (a power
     # iteration): they neither overflow nor decay to zeros or subnormal numbers.
     scale = 1 / float(np.max(np.abs(np.linalg.eigvalsh(A))))
-
-    def numpy_turn(loops):
-        start = time.perf_counter()
-        for _ in range(loops):
-            v = v0
-            for _ in range(count):
-                v = scale * (A @ v)
-        return (time.perf_counter() - start) / loops
-
     A_jax, v_jax = jnp.asarray(A), jnp.asarray(v0)
-    jax.block_until_ready(_jax_products(A_jax, v_jax, scale, count))
-
-    def jax_turn(loops):
-        return repeat_blocked(lambda: _jax_products(A_jax, v_jax, scale, count), loops)
-
-    return {"floor_numpy": numpy_turn, "floor_jax": jax_turn}
-
-
-def bench_tr(tr_problems, peers, tmp, *, rounds, round_s, budget_s, min_rounds):
-    results = {}
-    for name, problem in tr_problems.items():
-        contenders = gh_contenders(name, problem)
-        manifold = manifold_of(problem)
-        x0 = jnp.asarray(problem["x0"])
-        entry = {"first_s": {}, "check": {}, "gap": problem["gap"]}
-        # First calls: with JAX's caches cleared, so they include tracing and
-        # compilation; their results are checked before anything is timed.
-        for label, (solve, opt, f) in contenders.items():
-            jax.clear_caches()
-            start = time.perf_counter()
-            x, g, k = jax.block_until_ready(solve(opt, manifold, f, x0))
-            entry["first_s"][label] = time.perf_counter() - start
-            entry["check"][label] = check_point(name, problem, label, x, int(k))
-        out = pathlib.Path(tmp) / f"{name}.npz"
-        answers = {}
-        for label, backend in PYMANOPT_BACKENDS.items():
-            answers[label] = answer = peers.call(
-                op="tr", name=name, loops=1, tol=TOL, out=str(out), backend=backend
-            )
-            with np.load(out) as saved:
-                entry["check"][label] = check_point(
-                    name, problem, label, saved["x"], answer["iterations"]
-                )
-            entry["check"][label]["stopping"] = answer["stopping"]
-        answer = answers["pymanopt"]
-        entry["hessian_calls"] = answer["hessian_calls"]
-        entry["hessian_calls_autodiff"] = answers["pymanopt_torch"]["hessian_calls"]
-        reference = entry["check"]["pymanopt"].pop("x")
-        for label in ["pymanopt_torch", *contenders]:
-            distance = same_minimizer(reference, entry["check"][label].pop("x"))
-            entry["check"][label]["vs_pymanopt"] = distance
-            if not distance < 1e-8:
-                raise SystemExit(
-                    f"{name}: {label} and pymanopt end at different points"
-                )
-
-        def peer(loops, backend, name=name, out=out):
-            return peers.call(
-                op="tr", name=name, loops=loops, tol=TOL, out=str(out), backend=backend
-            )["wall_s"]
-
-        timed = {
-            label: ft.partial(peer, backend=backend)
-            for label, backend in PYMANOPT_BACKENDS.items()
-        }
-        for label, (solve, opt, f) in contenders.items():
-            timed[label] = solver_turn(solve, opt, manifold, f, x0)
-        # One product with `A` per Hessian-vector product and per gradient (at
-        # each iterate, the starting point included).
-        entry["products"] = (
-            answer["hessian_calls"] + entry["check"]["pymanopt"]["iterations"] + 1
-        )
-        timed.update(floor_turns(problem, entry["products"]))
-        entry["timings"] = interleaved(
-            timed,
-            rounds=rounds,
-            round_s=round_s,
-            budget_s=budget_s,
-            min_rounds=min_rounds,
-        )
-        results[name] = entry
-        t = entry["timings"]
-        print(
-            f"  {name:20s} pymanopt {fmt_time(t['pymanopt']['steady_s'])} "
-            f"({entry['check']['pymanopt']['iterations']} it)  "
-            + "  ".join(
-                f"{label} {fmt_time(t[label]['steady_s'])} "
-                f"({entry['check'][label]['iterations']} it)"
-                for label in ["pymanopt_torch", *contenders]
-            ),
-            flush=True,
-        )
-    return results
+    return (
+        ft.partial(_numpy_products, A, v0, scale, count),
+        ft.partial(_jax_products, A_jax, v_jax, scale, count),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -701,38 +616,30 @@ def geometry_chain(x, g, m):
     return y, m - y @ (0.5 * (t + t.T))
 
 
-def geometry_turns(problem):
-    """Contenders for `interleaved`: `geometry_chain` in numpy and in jitted JAX,
-    chained from step to step as the optimizers are."""
-    x0 = np.asarray(problem["x0"])
-    g = np.asarray(problem["g"])
-    carry = {
-        "geometry_numpy": [x0, g],
-        "geometry_jax": [jnp.asarray(x0), jnp.asarray(g)],
-    }
-    jax_chain = jax.jit(geometry_chain)
-    jax.block_until_ready(jax_chain(*carry["geometry_jax"], carry["geometry_jax"][1]))
+def geometry_fns(problem):
+    """Functions of no arguments for the harness: one `geometry_chain` step in
+    numpy and in jitted JAX, chained from step to step as the optimizers are."""
+    out = {}
+    for label, chain, asarray in (
+        ("geometry_numpy", geometry_chain, np.asarray),
+        ("geometry_jax", jax.jit(geometry_chain), jnp.asarray),
+    ):
+        x0, g = asarray(problem["x0"]), asarray(problem["g"])
+        carry = [x0, g]
 
-    def turn(loops, label, chain, g):
-        state = carry[label]
-        start = time.perf_counter()
-        for _ in range(loops):
-            state[0], state[1] = jax.block_until_ready(chain(state[0], g, state[1]))
-        return (time.perf_counter() - start) / loops
+        def step(chain=chain, g=g, carry=carry):
+            carry[0], carry[1] = chain(carry[0], g, carry[1])
+            return carry[0]
 
-    g_jax = carry["geometry_jax"][1]
-    return {
-        "geometry_numpy": lambda loops: turn(
-            loops, "geometry_numpy", geometry_chain, g
-        ),
-        "geometry_jax": lambda loops: turn(loops, "geometry_jax", jax_chain, g_jax),
-    }
+        out[label] = step
+    return out
 
 
 def radam_check(problem, peers, name, tmp, steps=3):
-    """`steps` radam steps against geoopt's RiemannianAdam from the same point with
-    the same gradient, in float64 (so that float32 round-off in sums over a million
-    entries does not hide a difference of algorithm)."""
+    """`steps` radam steps in float64 stay on the manifold and (with the peers)
+    agree with geoopt's RiemannianAdam from the same point with the same gradient
+    (float64, so that float32 round-off in sums over a million entries does not
+    hide a difference of algorithm)."""
     x = jnp.asarray(problem["x0"], jnp.float64)
     g = jnp.asarray(problem["g"], jnp.float64)
     opt = gh.optim.radam(LR, manifold_of(problem))
@@ -745,13 +652,14 @@ def radam_check(problem, peers, name, tmp, steps=3):
 
     for _ in range(steps):
         x, state = step(x, state)
-    out = pathlib.Path(tmp) / f"{name}.npz"
-    peers.call(op="geoopt_check", name=name, steps=steps, lr=LR, out=str(out))
-    with np.load(out) as saved:
-        theirs = saved["x"]
     ours = np.asarray(x)
     moved = float(np.max(np.abs(ours - problem["x0"])))
-    diff = float(np.max(np.abs(ours - theirs)))
+    diff = 0.0
+    if peers is not None:
+        out = pathlib.Path(tmp) / f"{name}.npz"
+        peers.call(op="geoopt_check", name=name, steps=steps, lr=LR, out=str(out))
+        with np.load(out) as saved:
+            diff = float(np.max(np.abs(ours - saved["x"])))
     if problem["kind"] == "sphere":
         feasibility = abs(float(np.linalg.norm(ours)) - 1)
         # The same algorithm: agreement to round-off.
@@ -761,12 +669,16 @@ def radam_check(problem, peers, name, tmp, steps=3):
         # geoopt retracts by QR, geomhess by the polar factor: the same to second
         # order in the step, so they differ by about (step size)^2.
         tol = 1e-2 * moved
-    if not (diff <= tol and feasibility < 1e-12):
-        raise SystemExit(
+    if not (diff <= tol and feasibility < 1e-12 and moved > 0):
+        raise hz.CheckError(
             f"{name}: radam and geoopt differ by {diff:.3g} after {steps} steps (moved "
             f"{moved:.3g}); radam is off the manifold by {feasibility:.3g}."
         )
-    return {"vs_geoopt": diff, "moved": moved, "feasibility": feasibility}
+    return {
+        "vs_geoopt": diff if peers is not None else None,
+        "moved": moved,
+        "feasibility": feasibility,
+    }
 
 
 PEER_ADAM = {
@@ -776,62 +688,8 @@ PEER_ADAM = {
 }
 
 
-def bench_adam(adam_problems, peers, tmp, *, rounds, round_s, budget_s, min_rounds):
-    results = {}
-    for name, problem in adam_problems.items():
-        fns = adam_step_fns(problem)
-        entry = {"first_s": {}, "size": int(problem["x0"].size)}
-        for label, (step, carry) in fns.items():
-            jax.clear_caches()
-            start = time.perf_counter()
-            jax.block_until_ready(step(*carry))
-            entry["first_s"][label] = time.perf_counter() - start
-        entry["check"] = radam_check(problem, peers, name, tmp)
-
-        def jax_turn(loops, label, fns=fns):
-            step, carry = fns[label]
-            start = time.perf_counter()
-            for _ in range(loops):
-                carry[0], carry[1] = jax.block_until_ready(step(*carry))
-            return (time.perf_counter() - start) / loops
-
-        def peer_turn(loops, which, threads, name=name):
-            return peers.call(
-                op="geoopt", name=name, which=which, loops=loops, lr=LR, threads=threads
-            )["step_s"]
-
-        timed = {
-            label: lambda loops, label=label: jax_turn(loops, label) for label in fns
-        }
-        for label, (which, threads) in PEER_ADAM.items():
-            timed[label] = lambda loops, w=which, t=threads: peer_turn(loops, w, t)
-        timed.update(geometry_turns(problem))
-        entry["timings"] = interleaved(
-            timed,
-            rounds=rounds,
-            round_s=round_s,
-            budget_s=budget_s,
-            min_rounds=min_rounds,
-        )
-        results[name] = entry
-        t = entry["timings"]
-        print(
-            f"  {name:16s} "
-            + "  ".join(f"{k} {fmt_time(v['steady_s'])}" for k, v in t.items()),
-            flush=True,
-        )
-    return results
-
-
-def best_peer(timings, which):
-    """The faster thread count of a torch contender: `(seconds, threads)`."""
-    return min(
-        (timings[f"{which}@{threads}"]["steady_s"], threads) for threads in (1, 2)
-    )
-
-
 # --------------------------------------------------------------------------------------
-# Report
+# Titles
 
 
 def problem_title(name, problem):
@@ -852,64 +710,6 @@ def problem_title(name, problem):
     )
 
 
-def evaluate_goals(results, tr_problems):
-    goals = []
-    for name, entry in results["tr"].items():
-        if name.endswith("-warm"):
-            continue
-        t, c = entry["timings"], entry["check"]
-        theirs_s = t["pymanopt"]["steady_s"]
-        ratio = theirs_s / t["gh_tr"]["steady_s"]
-        by_hand = theirs_s / t["gh_tr_by_hand"]["steady_s"]
-        with_hvp = theirs_s / t["gh_tr_hvp_fn"]["steady_s"]
-        ours, theirs = c["gh_tr"]["iterations"], c["pymanopt"]["iterations"]
-        floor = min(t[label]["steady_s"] for label in FLOOR_ROWS)
-        allowed = theirs_s / GOAL_WALL
-        if floor > allowed:
-            verdict = (
-                f"the {entry['products']} products with `A` alone take "
-                f"{fmt_time(floor)} (the faster of numpy and JAX), more than the "
-                f"{fmt_time(allowed)} the goal allows (pymanopt's "
-                f"{fmt_time(theirs_s)} / {GOAL_WALL:.0f}), so no implementation "
-                "doing the same arithmetic reaches 10x on this CPU; the best "
-                f"possible ratio is {theirs_s / floor:.1f}x"
-            )
-        else:
-            verdict = (
-                f"the {entry['products']} products with `A` alone take "
-                f"{fmt_time(floor)}, within the {fmt_time(allowed)} the goal allows, "
-                "so the arithmetic does not rule it out"
-            )
-        # Like for like: both differentiate the cost alone.
-        autodiff = t["pymanopt_torch"]["steady_s"] / t["gh_tr"]["steady_s"]
-        goals.append(
-            f"{problem_title(name, tr_problems[name]).split(';')[0]}: iterations "
-            f"{ours} (geomhess, pymanopt's radii) vs {theirs} (pymanopt): "
-            f"{'met' if ours <= theirs else 'NOT met'}; wall time against pymanopt "
-            f"with hand-written derivatives, pymanopt / geomhess = {ratio:.1f}x "
-            f"(goal >= {GOAL_WALL:.0f}x): {'met' if ratio >= GOAL_WALL else 'NOT met'} "
-            f"({with_hvp:.1f}x with `hvp_fn`, {by_hand:.1f}x with hand-written "
-            f"derivatives); {verdict}. Against pymanopt differentiating the cost "
-            f"(PyTorch backend), as geomhess does by default: {autodiff:.1f}x, "
-            f"{'met' if autodiff >= GOAL_WALL else 'NOT met'}."
-        )
-    for name, entry in results["adam"].items():
-        t = entry["timings"]
-        ratio = t["gh_radam"]["steady_s"] / t["optax_adam"]["steady_s"]
-        best, threads = best_peer(t, "geoopt")
-        peer = best / t["gh_radam"]["steady_s"]
-        projected = t["projected_adam"]["steady_s"] / t["optax_adam"]["steady_s"]
-        goals.append(
-            f"`radam` on {adam_label(name)}: radam / optax.adam = {ratio:.2f}x "
-            f"(goal <= {GOAL_ADAM}x): {'met' if ratio <= GOAL_ADAM else 'NOT met'} "
-            f"(`optax.adam` on the projected gradient: {projected:.2f}x); "
-            f"geoopt ({threads} torch thread{'s' if threads > 1 else ''}, its faster "
-            f"setting) / radam = {peer:.2f}x (goal > 1): "
-            f"{'met' if peer > 1 else 'NOT met'}."
-        )
-    return goals
-
-
 def hessian_calls(entry):
     """pymanopt's Hessian-vector product count, with its PyTorch backend's where that
     differs (rounding in the autodiff derivatives can change truncated CG's stops)."""
@@ -922,13 +722,6 @@ def hessian_calls(entry):
     return f"{numpy_calls} ({autodiff_calls} on its PyTorch backend)"
 
 
-def geometry_time(timings):
-    """The faster of numpy's and JAX's `geometry_chain` (seconds per step)."""
-    return min(
-        timings[label]["steady_s"] for label in ("geometry_numpy", "geometry_jax")
-    )
-
-
 def adam_label(name):
     if name.startswith("sphere"):
         return f"`Sphere({int(name[6:]):,})`"
@@ -936,232 +729,212 @@ def adam_label(name):
     return f"`Stiefel({int(n):,}, {p})`"
 
 
-def render(results, tr_problems):
-    meta, peer = results["meta"], results["peer_versions"]
-    lines = run_header(meta) + [
-        "- Peer environment (`.venv-optim-peers`): "
-        + ", ".join(f"{k} {v}" for k, v in peer.items())
-        + f"; `OPENBLAS_NUM_THREADS={meta['openblas_threads']}`.",
-        "",
-        f"### Trust regions to a Riemannian gradient norm below {TOL:g} (float64)",
-        "",
-        "Wall time is the median over rounds of one whole solve from the starting "
-        "point to the tolerance (for geomhess: one call of a jitted solve, "
-        'compiled beforehand; for pymanopt: `optimizer.run`). "1st call" is '
-        "geomhess's first call with JAX's caches cleared: tracing, compilation and "
-        "one solve. Iterations are outer (trust-region) iterations, rejected steps "
-        "included, as pymanopt counts them. `f - f*` is against `numpy.linalg.eigh`. "
-        "pymanopt runs twice: on its numpy backend with hand-written Euclidean "
-        "gradient and Hessian (its fastest configuration), and on its PyTorch backend "
-        "with the cost alone, its derivatives by autodiff (what a pymanopt user gets "
-        "who writes only the cost, as geomhess's default row does): the two ratio "
-        "columns.",
+FLOOR_ROWS = {
+    "floor_numpy": "floor: pymanopt's count of products with `A` alone, numpy",
+    "floor_jax": "floor: pymanopt's count of products with `A` alone, JAX "
+    "(`lax.fori_loop`, jitted)",
+    "floor_gh": "floor: geomhess's count (the `hvp_fn` row's) of products with `A` "
+    "alone, JAX",
+}
+ADAM_ROWS = {
+    "gh_radam": "`gh.optim.radam`",
+    "optax_adam": "`optax.adam` (unconstrained)",
+    "projected_adam": "`optax.adam` on the projected gradient",
+    "geoopt@1": "geoopt `RiemannianAdam`, 1 torch thread",
+    "geoopt@2": "geoopt `RiemannianAdam`, 2 torch threads",
+    "torch_adam@1": "`torch.optim.Adam`, 1 thread",
+    "torch_adam@2": "`torch.optim.Adam`, 2 threads",
+    "geometry_numpy": "the geometry of a step by hand, numpy",
+    "geometry_jax": "the geometry of a step by hand, JAX",
+}
+
+
+def count_products(opt, manifold, f, x0):
+    """geomhess's own count of products with `A` for the `hvp_fn` solve: one per
+    Euclidean HVP (counted by a host callback, step by step) and one per gradient
+    at each iterate, the starting point included, as for pymanopt's count."""
+    calls = []
+    kwargs = update_kwargs(f)
+    hvp = kwargs.pop("hvp_fn")
+
+    def counting_hvp(x, v):
+        jax.debug.callback(lambda: calls.append(1))
+        return hvp(x, v)
+
+    step = jax.jit(lambda x, s: opt.update(None, s, x, hvp_fn=counting_hvp, **kwargs))
+    x, state, outer = x0, opt.init(x0), 0
+    while outer == 0 or (float(state.grad_norm) >= TOL and outer < MAX_ITERATIONS):
+        updates, state = step(x, state)
+        jax.effects_barrier()
+        x = optax.apply_updates(x, updates)
+        outer += 1
+    return len(calls) + outer + 1
+
+
+def bench_tr(name, problem, peers, tmp, timing, why_not=None):
+    """One trust-region problem: the peers' first solves checked, then the harness
+    runs, checks and times everything."""
+    manifold = manifold_of(problem)
+    x0 = jnp.asarray(problem["x0"])
+    solvers = gh_contenders(name, problem)
+    report = {"gap": problem["gap"]}
+    contenders = [
+        hz.Contender(label, ft.partial(solve, opt, manifold, f, x0), TR_ROWS[label])
+        for label, (solve, opt, f) in solvers.items()
     ]
-    for name, entry in results["tr"].items():
-        t, c = entry["timings"], entry["check"]
-        lines += [
-            "",
-            f"**{problem_title(name, tr_problems[name])}; pymanopt's truncated CG "
-            f"evaluated {hessian_calls(entry)} Hessian-vector products.**",
-            "",
-            "| solver | iterations | 1st call | wall time | per iteration "
-            "| pymanopt / this | pymanopt autodiff / this | final grad norm "
-            "| f - f* |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        base = t["pymanopt"]["steady_s"]
-        base_autodiff = t["pymanopt_torch"]["steady_s"]
-        for label in ["pymanopt", *[k for k in TR_ROWS if k in t and k != "pymanopt"]]:
-            wall = t[label]["steady_s"]
-            it = c[label]["iterations"]
-            first = entry["first_s"].get(label)
-            lines.append(
-                f"| {TR_ROWS[label]} | {it} | {fmt_time(first)} | {fmt_time(wall)} "
-                f"| {fmt_time(wall / max(it, 1))} | {fmt_ratio(base / wall)} "
-                f"| {fmt_ratio(base_autodiff / wall)} "
-                f"| {c[label]['grad_norm']:.1e} | {c[label]['f_error']:.1e} |"
+    out = pathlib.Path(tmp) / f"{name}.npz"
+    peer_x = None
+    if peers is None:
+        for label in PYMANOPT_BACKENDS:
+            contenders.append(hz.Contender(label, unavailable=why_not))
+        for label in ("floor_numpy", "floor_jax"):
+            contenders.append(
+                hz.Contender(label, unavailable="needs pymanopt's product count")
             )
-        for label, how in FLOOR_ROWS.items():
-            wall = t[label]["steady_s"]
-            lines.append(
-                f"| floor: {entry['products']} products with `A` alone, {how} "
-                f"| - | - | {fmt_time(wall)} | - | {fmt_ratio(base / wall)} "
-                f"| {fmt_ratio(base_autodiff / wall)} | - | - |"
+    else:
+        answers = {}
+        for label, backend in PYMANOPT_BACKENDS.items():
+            answers[label] = answer = peers.call(
+                op="tr", name=name, loops=1, tol=TOL, out=str(out), backend=backend
             )
-    lines += [
-        "",
-        "Checked before timing: every solver's final point is on the manifold (to "
-        "1e-10), has a gradient norm below the tolerance (recomputed with numpy) "
-        "and the minimal value to 1e-10; geomhess's points are pymanopt's (the "
-        "same eigenvectors, up to sign, to 1e-8).",
-        "",
-        f"### Riemannian Adam: time per step (float32, learning rate {LR:g})",
-        "",
-        "One step is `update` + `apply_updates` (JAX: one jitted call, blocked; "
-        "torch: `optimizer.step()`) with a fixed gradient, chained from step to "
-        "step. `optax.adam` and `torch.optim.Adam` run on unconstrained parameters "
-        "of the same shape. geoopt uses `geoopt.Sphere` and `geoopt.EuclideanStiefel` "
-        "(the embedded metric, as geomhess; its retraction is QR where geomhess's is "
-        'the polar factor). Medians over rotating rounds; "best rounds" is the '
-        "ratio of the fastest rounds, the least disturbed by other jobs. For "
-        "reference, `optax.adam` fed the gradient projected onto the tangent space "
-        "(`manifold.to_tangent`; no retraction or transport, so it leaves the "
-        "manifold): what the projection alone adds to `optax.adam`. It is not a "
-        "floor: `radam` keeps one second moment per manifold (a scalar), so it "
-        "skips Adam's elementwise square root and division and can be faster. "
-        "Another reference: the geometry of a step alone, as one would write it "
-        "by hand, with fixed scalars and no moments: the gradient's projection, the "
-        "retraction and the transport by projection (on `Stiefel`: six products "
-        "of the `(n, p)` arrays, the polar factor's `(z^T z)^{-1/2}` as one "
-        "Newton-Schulz step), in numpy and in jitted JAX. It is not a floor "
-        "either: on `Sphere` and on `Stiefel` with up to 16 columns, `radam`'s "
-        "fused step gets the same from one Gram matrix of `[x, g, m]` and can be "
-        "faster.",
-        "",
-        "| parameters | floats | `gh.optim.radam` | `optax.adam` | radam / adam "
-        "| same, best rounds | adam on the projected gradient | that / adam "
-        "| geoopt `RiemannianAdam`, 1 / 2 torch threads "
-        "| `torch.optim.Adam`, 1 / 2 threads | geoopt (faster) / radam "
-        "| the geometry alone, numpy / JAX | that (faster) / adam "
-        "| radam 1st call |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: | ---: | ---: |",
-    ]
-    for name, entry in results["adam"].items():
-        t = entry["timings"]
-        ours = t["gh_radam"]["steady_s"]
-        best, _ = best_peer(t, "geoopt")
-        lines.append(
-            f"| {adam_label(name)} | {entry['size']:,} | {fmt_time(ours)} "
-            f"| {fmt_time(t['optax_adam']['steady_s'])} "
-            f"| {fmt_ratio(ours / t['optax_adam']['steady_s'])} "
-            f"| {fmt_ratio(t['gh_radam']['best_s'] / t['optax_adam']['best_s'])} "
-            f"| {fmt_time(t['projected_adam']['steady_s'])} "
-            f"| {fmt_ratio(t['projected_adam']['steady_s'] / t['optax_adam']['steady_s'])} "
-            f"| {fmt_time(t['geoopt@1']['steady_s'])} / "
-            f"{fmt_time(t['geoopt@2']['steady_s'])} "
-            f"| {fmt_time(t['torch_adam@1']['steady_s'])} / "
-            f"{fmt_time(t['torch_adam@2']['steady_s'])} "
-            f"| {fmt_ratio(best / ours)} "
-            f"| {fmt_time(t['geometry_numpy']['steady_s'])} / "
-            f"{fmt_time(t['geometry_jax']['steady_s'])} "
-            f"| {fmt_ratio(geometry_time(t) / t['optax_adam']['steady_s'])} "
-            f"| {fmt_time(entry['first_s']['gh_radam'])} |"
+            with np.load(out) as saved:
+                x = saved["x"]
+            try:
+                report[label] = check_point(
+                    name, problem, label, x, answer["iterations"]
+                )
+            except hz.CheckError as error:
+                raise hz.CheckError(f"{name}, {error}") from None
+            report[label]["stopping"] = answer["stopping"]
+            report[label]["vs_min"] = same_minimizer(problem["x_min"], x)
+            peer_x = x if label == "pymanopt" else peer_x
+
+        def peer_turn(loops, backend):
+            return peers.call(
+                op="tr", name=name, loops=loops, tol=TOL, out=str(out), backend=backend
+            )["wall_s"]
+
+        for label, backend in PYMANOPT_BACKENDS.items():
+            contenders.append(
+                hz.Contender(
+                    label,
+                    label=TR_ROWS[label],
+                    turn=ft.partial(peer_turn, backend=backend),
+                )
+            )
+        report["hessian_calls"] = answers["pymanopt"]["hessian_calls"]
+        report["hessian_calls_autodiff"] = answers["pymanopt_torch"]["hessian_calls"]
+        # One product with `A` per Hessian-vector product and per gradient (at each
+        # iterate, the starting point included).
+        report["products"] = (
+            report["hessian_calls"] + answers["pymanopt"]["iterations"] + 1
         )
-    lines += [
-        "",
-        "Checked before timing: after 3 steps from the same point with the same "
-        "gradient (in float64), geomhess's `radam` and geoopt's `RiemannianAdam` "
-        "agree (max abs difference "
-        + ", ".join(
-            f"{adam_label(k)} {v['check']['vs_geoopt']:.1e}"
-            for k, v in results["adam"].items()
-        )
-        + "; the points moved by about "
-        + f"{max(v['check']['moved'] for v in results['adam'].values()):.0e}; on "
-        "Stiefel the difference is that of the QR and polar retractions, second "
-        "order in the step), and geomhess's point is on the manifold.",
-        "",
-        "### Goals",
-        "",
-    ]
-    lines += [f"- {goal}" for goal in results["goals"]]
-    return "\n".join(lines) + "\n"
-
-
-HEADER = """\
-# Optimizer benchmarks (issue 3)
-
-geomhess's Riemannian optimizers (`geomhess.optim`) against
-[pymanopt](https://pymanopt.org) 2.2.1 and [geoopt](https://github.com/geoopt/geoopt)
-0.5.1, side by side in one run, every result checked before it is timed.
-
-## Reproduce
-
-```bash
-bash benchmarks/setup_optim_peers.sh     # pymanopt, geoopt, torch in .venv-optim-peers (once)
-python benchmarks/bench_optim.py --out benchmarks/results_optim.md   # about 4 minutes
-python benchmarks/bench_optim.py --quick  # smoke run of every code path, under a minute
-```
-
-## How it is measured
-
-- **Same problems.** `A` is a random symmetric matrix (`(B + B^T) / (2 sqrt(n))`,
-  `B` standard normal, numpy, fixed seed); the starting points are numpy's too. They
-  reach the peers through an `.npz` file. Everything is float64 for the trust
-  regions and float32 for the Adam steps.
-- **pymanopt's fastest configuration.** pymanopt runs on its numpy backend with
-  hand-written Euclidean gradients and Hessians (`2 A x`, `2 A u`; `2 A X N`,
-  `2 A U N`): no autodiff overhead, and one product with `A` per Hessian-vector
-  product. geomhess differentiates the objective with JAX (whose Hessian-vector
-  product of `x^T A x` costs two products with `A`, `A v` and `A^T v`); a second
-  geomhess row passes the same hand-written Euclidean HVP as `hvp_fn=` (the
-  gradient still by autodiff), and a third gives the objective hand-written
-  derivatives (a `jax.custom_jvp`), which does pymanopt's arithmetic exactly.
-  Stiefel uses the polar retraction in both. (pymanopt's Riemannian Hessian also
-  re-evaluates the Euclidean gradient, one more product with `A`, at every
-  Hessian-vector product; geomhess keeps it.)
-- **pymanopt as a user who writes only the cost runs it.** pymanopt also runs on
-  its PyTorch backend, given the cost alone (`x^T A x`, `tr(X^T A X N)` in torch):
-  its gradient and Hessian-vector products come from torch's autodiff, as
-  geomhess's first row gets them from JAX's. That is the like-for-like
-  comparison for the default row ("pymanopt autodiff / this"); torch runs on one
-  thread (as numpy's OpenBLAS).
-- **The floor.** Each problem also has two rows that time nothing but the products
-  with `A` that any solver with pymanopt's counts must make (one per
-  Hessian-vector product, one per gradient at each iterate), in numpy and in
-  jitted JAX (`lax.fori_loop`), with no solver around them: `pymanopt / floor` is
-  the most any implementation doing the same arithmetic can gain on this CPU.
-- **Same algorithm.** geomhess's `trust_region` follows pymanopt's `TrustRegions`
-  (Steihaug-Toint truncated CG, `kappa = 0.1`, `theta = 1`, acceptance `0.1`, the
-  same radius updates and the same regularized ratio); the main geomhess row uses
-  pymanopt's radii (`typical_dist / 8` and `typical_dist`: `pi / 8` and `pi` on the
-  sphere, `sqrt(p) / 8` and `sqrt(p)` on Stiefel), so the iteration counts compare
-  like for like; a second row uses geomhess's defaults (1 and 8). Both stop at the
-  first iterate whose Riemannian gradient norm is below 1e-8.
-- **Checked first, compile apart.** Each geomhess solver's first call (JAX caches
-  cleared) is timed apart as "1st call" and its result checked with the peer's
-  (see below the tables); then all contenders take turns in rounds, in an order
-  that rotates from round to round, and the median is reported. The peers run in a
-  subprocess that takes one command at a time, so they take their turns in the same
-  rounds; they time themselves (no inter-process overhead is counted).
-- **Threads.** One OpenBLAS thread everywhere (`OPENBLAS_NUM_THREADS=1`: with two,
-  pymanopt's Brockett(1000, 10) solve took 56 s instead of 12 s on this shared
-  2-core machine); torch runs both with `torch.set_num_threads(1)` and `(2)`, with
-  `OMP_WAIT_POLICY=PASSIVE` (its spinning OpenMP threads made 2-thread steps up to
-  1000x slower here), and the goal is judged against geoopt's faster setting; XLA
-  uses its own thread pool.
-- **A shared machine.** Other jobs ran alongside; the load average is recorded.
-  Between two full runs of an earlier version at load 3 to 6, pymanopt / geomhess
-  moved by up to 50 %, radam / adam by up to 20 % and geoopt / radam between 1.3x
-  and 3x; which goals were met was the same in both. Read single ratios with that
-  spread in mind.
-
-## Results
-
-"""
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run, small sizes")
-    parser.add_argument("--out", help="markdown file to write the results to")
-    parser.add_argument(
-        "--json",
-        default=str(HERE / ".results" / "optim_latest.json"),
-        help="where to save the raw results (default: benchmarks/.results/)",
+        numpy_fn, jax_fn = floor_fns(problem, report["products"])
+        contenders.append(hz.Contender("floor_numpy", numpy_fn))
+        contenders.append(hz.Contender("floor_jax", jax_fn))
+    _, opt, f = solvers["gh_tr_hvp_fn"]
+    report["products_gh"] = count_products(opt, manifold, f, x0)
+    contenders.append(
+        hz.Contender("floor_gh", floor_fns(problem, report["products_gh"])[1])
     )
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if not PEER_PYTHON.exists():
-        raise SystemExit(
-            f"{PEER_PYTHON.relative_to(ROOT)} not found: run "
-            "`bash benchmarks/setup_optim_peers.sh` first."
-        )
 
-    start = time.perf_counter()
-    load_before = os.getloadavg()[0]
-    if args.quick:
+    def check(outputs):
+        for label in solvers:
+            x, _, k = outputs[label]
+            x = np.asarray(x)
+            report[label] = check_point(name, problem, label, x, int(k))
+            report[label]["vs_min"] = same_minimizer(problem["x_min"], x)
+            if peer_x is not None:
+                report[label]["vs_pymanopt"] = same_minimizer(peer_x, x)
+        for label, entry in report.items():
+            if (
+                isinstance(entry, dict)
+                and not max(entry["vs_min"], entry.get("vs_pymanopt", 0)) < 1e-8
+            ):
+                raise hz.CheckError(
+                    f"{label} ends at another minimizer (1 - |<x, x*>| = "
+                    f"{entry['vs_min']:.3g} against eigh's, "
+                    f"{entry.get('vs_pymanopt', 0):.3g} against pymanopt's)"
+                )
+        return report
+
+    rows = hz.run_problem(hz.Problem(name, check=check), contenders, **timing)
+    print(
+        f"  {name:20s} "
+        + "  ".join(
+            f"{c.name} {hz.fmt_time(hz.term_time(rows, c.name))}" for c in contenders
+        ),
+        flush=True,
+    )
+    return rows
+
+
+def bench_adam(name, problem, peers, tmp, timing, why_not=None):
+    """One Adam problem: radam checked (and against geoopt), then the harness times
+    the steps, each chained from the last."""
+    contenders = []
+    for label, (step, carry) in adam_step_fns(problem).items():
+
+        def one_step(step=step, carry=carry):
+            carry[0], carry[1] = step(*carry)
+            return carry[0]
+
+        contenders.append(hz.Contender(label, one_step, ADAM_ROWS[label]))
+    for label, (which, threads) in PEER_ADAM.items():
+        if peers is None:
+            contenders.append(hz.Contender(label, unavailable=why_not))
+            continue
+
+        def peer_turn(loops, which=which, threads=threads):
+            return peers.call(
+                op="geoopt", name=name, which=which, loops=loops, lr=LR, threads=threads
+            )["step_s"]
+
+        contenders.append(hz.Contender(label, turn=peer_turn))
+    for label, fn in geometry_fns(problem).items():
+        contenders.append(hz.Contender(label, fn))
+
+    def check(outputs):
+        try:
+            report = radam_check(problem, peers, name, tmp)
+        except hz.CheckError as error:
+            raise hz.CheckError(f"{error}") from None
+        x = np.asarray(outputs["gh_radam"], np.float64)
+        report["feasibility_f32"] = (
+            abs(float(np.linalg.norm(x)) - 1)
+            if x.ndim == 1
+            else float(np.max(np.abs(x.T @ x - np.eye(x.shape[1]))))
+        )
+        if not report["feasibility_f32"] < 1e-5:
+            raise hz.CheckError(
+                f"radam's float32 step is off the manifold by "
+                f"{report['feasibility_f32']:.3g}"
+            )
+        report["size"] = int(problem["x0"].size)
+        return report
+
+    rows = hz.run_problem(hz.Problem(name, check=check), contenders, **timing)
+    print(
+        f"  {name:16s} "
+        + "  ".join(
+            f"{c.name} {hz.fmt_time(hz.term_time(rows, c.name))}" for c in contenders
+        ),
+        flush=True,
+    )
+    return rows
+
+
+PEERS_MISSING = (
+    f"{PEER_PYTHON.relative_to(hz.ROOT)} not found (run "
+    "`bash benchmarks/setup_optim_peers.sh`)"
+)
+
+
+def run(quick=False, seed=0):
+    """Check, then time, everything; the JSON-able payload for `render`."""
+    jax.config.update("jax_enable_x64", True)
+    env = hz.environment(quick=quick)
+    if quick:
         rayleigh_n, brockett_sizes = 200, [(50, 3)]
         sphere_sizes, stiefel_sizes = [10_000], [(1_000, 10)]
         rounds, min_rounds, tr_budget, adam_budget = 3, 3, 1.0, 0.5
@@ -1172,74 +945,225 @@ def main(argv=None):
             [(10_000, 10), (100_000, 10), (4_096, 64)],
         )
         rounds, min_rounds, tr_budget, adam_budget = 21, 5, 25.0, 12.0
-    tr_problems = make_tr_problems(rayleigh_n, brockett_sizes, args.seed)
-    adam_problems = make_adam_problems(sphere_sizes, stiefel_sizes, args.seed)
-
+    tr_problems = make_tr_problems(rayleigh_n, brockett_sizes, seed)
+    adam_problems = make_adam_problems(sphere_sizes, stiefel_sizes, seed)
+    tr_timing = dict(
+        rounds=rounds, round_s=0.2, budget_s=tr_budget, min_rounds=min_rounds
+    )
+    adam_timing = dict(
+        rounds=2 * rounds, round_s=0.03, budget_s=adam_budget, min_rounds=min_rounds
+    )
     with tempfile.TemporaryDirectory() as tmp:
         problems_path = pathlib.Path(tmp) / "problems.npz"
         save_problems(problems_path, tr_problems, adam_problems)
         log_path = pathlib.Path(tmp) / "peers.log"
         with open(log_path, "w") as log:
-            peers = Peers(problems_path, log)
+            peers, why_not = None, PEERS_MISSING
+            if PEER_PYTHON.exists():
+                try:
+                    peers = Peers(problems_path, log)
+                except SystemExit:
+                    # A venv that cannot even load the problems (e.g. half
+                    # installed): its rows say why; a peer that fails later on
+                    # stops the run.
+                    log.flush()
+                    tail = log_path.read_text().strip().splitlines()[-1:]
+                    why_not = "the peer process failed to start: " + " ".join(tail)
             try:
-                peer_versions = peers.call(op="versions")
+                peer_versions = why_not if peers is None else peers.call(op="versions")
                 print("trust regions (checked, then timed) ...", flush=True)
-                tr = bench_tr(
-                    tr_problems,
-                    peers,
-                    tmp,
-                    rounds=rounds,
-                    round_s=0.2,
-                    budget_s=tr_budget,
-                    min_rounds=min_rounds,
-                )
+                tr = {
+                    name: bench_tr(name, problem, peers, tmp, tr_timing, why_not)
+                    for name, problem in tr_problems.items()
+                }
                 print("Adam steps (checked, then timed) ...", flush=True)
-                adam = bench_adam(
-                    adam_problems,
-                    peers,
-                    tmp,
-                    rounds=2 * rounds,
-                    round_s=0.03,
-                    budget_s=adam_budget,
-                    min_rounds=min_rounds,
-                )
+                adam = {
+                    name: bench_adam(name, problem, peers, tmp, adam_timing, why_not)
+                    for name, problem in adam_problems.items()
+                }
             except BaseException:
-                peers.process.kill()
-                print(log_path.read_text(), file=sys.stderr)
+                if peers is not None:
+                    peers.process.kill()
+                    print(log_path.read_text(), file=sys.stderr)
                 raise
-            peers.close()
-
-    command = "python benchmarks/bench_optim.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    results = {
-        "meta": {
-            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": command.strip(),
-            "quick": args.quick,
-            "machine": machine_info(),
-            "versions": versions("jax", "jaxlib", "equinox", "optax", "numpy"),
-            "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-            "load_before": load_before,
-            "load_after": os.getloadavg()[0],
-            "total_s": time.perf_counter() - start,
-        },
+            if peers is not None:
+                peers.close()
+    return {
+        "env": hz.finish_environment(env),
         "peer_versions": peer_versions,
+        "titles": {name: problem_title(name, p) for name, p in tr_problems.items()},
         "tr": tr,
         "adam": adam,
     }
-    results["goals"] = evaluate_goals(results, tr_problems)
-    block = render(results, tr_problems)
-    print()
-    print(block)
-    if args.json:
-        path = pathlib.Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=1, default=float))
-    if args.out:
-        pathlib.Path(args.out).write_text(HEADER + block)
-        print(f"wrote {args.out}")
 
 
-if __name__ == "__main__":
-    main()
+# --------------------------------------------------------------------------------------
+# The page
+
+
+def render(payload):
+    tr, adam = payload["tr"], payload["adam"]
+    random_starts = tuple(name for name in tr if not name.endswith("-warm"))
+    lines = hz.render_environment(
+        payload["env"],
+        peers={"Peer environment (`.venv-optim-peers`)": payload["peer_versions"]},
+    )
+    lines += [
+        "",
+        f"### Trust regions to a Riemannian gradient norm below {TOL:g} (float64)",
+        "",
+        "Wall time (steady) is the median over rotating rounds of one whole solve "
+        "from the starting point to the tolerance (for geomhess: one call of a "
+        "jitted solve, compiled beforehand; for pymanopt: `optimizer.run`, timed in "
+        "its own process). \"1st call\" is geomhess's first call with JAX's caches "
+        "cleared: tracing, compilation and one solve. Iterations are outer "
+        "(trust-region) iterations, rejected steps included, as pymanopt counts "
+        "them. `f - f*` is against `numpy.linalg.eigh`. The floor rows time "
+        "nothing but the products with `A` (one per Hessian-vector product, one "
+        "per gradient at each iterate): with pymanopt's counts, and with "
+        "geomhess's own (the `hvp_fn` solve's), which the goals use.",
+    ]
+    labels = {**TR_ROWS, **FLOOR_ROWS}
+    for name, rows in tr.items():
+        report = rows[hz.CHECK]
+
+        def check_cell(key, fmt, report=report):
+            def cell(problem, label, row):
+                entry = report.get(label)
+                return "-" if not isinstance(entry, dict) else fmt(entry[key])
+
+            return cell
+
+        def per_iteration(problem, label, row, report=report):
+            entry = report.get(label)
+            if not isinstance(entry, dict) or "steady_s" not in row:
+                return "-"
+            return hz.fmt_time(row["steady_s"] / max(entry["iterations"], 1))
+
+        counts = f"geomhess's `hvp_fn` solve made {report['products_gh']} products"
+        if "hessian_calls" in report:
+            counts = (
+                f"pymanopt's truncated CG evaluated {hessian_calls(report)} "
+                f"Hessian-vector products ({report['products']} products with `A` "
+                f"in all); {counts}"
+            )
+        lines += [
+            "",
+            f"**{payload['titles'][name]}; {counts}.**",
+            "",
+            hz.render_table(
+                {name: rows},
+                labels,
+                ratios=[("pymanopt", "*"), ("pymanopt_torch", "*"), ("*", "floor_gh")],
+                columns=[
+                    ("iterations", check_cell("iterations", str)),
+                    ("per iteration", per_iteration),
+                    ("final grad norm", check_cell("grad_norm", "{:.1e}".format)),
+                    ("f - f*", check_cell("f_error", "{:.1e}".format)),
+                ],
+            ),
+        ]
+    lines += [
+        "",
+        "Checked before timing: every solver's final point is on the manifold (to "
+        "1e-10), has a gradient norm below the tolerance (recomputed with numpy), "
+        "the minimal value to 1e-10, and is the minimizer of `numpy.linalg.eigh` "
+        "(the same eigenvectors, up to sign, to 1e-8), and pymanopt's where it ran.",
+        "",
+        "#### Goals",
+        "",
+        hz.render_goals(
+            [
+                dataclasses.replace(goal, problems=random_starts)
+                if goal.numerator == "pymanopt"
+                else goal
+                for goal in GOALS_TR
+            ],
+            tr,
+            extra=iteration_lines(tr),
+        ),
+        "",
+        f"### Riemannian Adam: time per step (float32, learning rate {LR:g})",
+        "",
+        "One step is `update` + `apply_updates` (JAX: one jitted call, blocked; "
+        "torch: `optimizer.step()`, timed in its own process) with a fixed "
+        "gradient, chained from step to step. `optax.adam` and `torch.optim.Adam` "
+        "run on unconstrained parameters of the same shape. geoopt uses "
+        "`geoopt.Sphere` and `geoopt.EuclideanStiefel` (the embedded metric, as "
+        "geomhess; its retraction is QR where geomhess's is the polar factor). "
+        "`optax.adam` on the projected gradient (`manifold.to_tangent`; no "
+        "retraction or transport, so it leaves the manifold) is what the "
+        "projection alone adds to `optax.adam`. The geometry of a step by hand: "
+        "the gradient's projection, the retraction and the transport by "
+        "projection with fixed scalars and no moments (on `Stiefel`: six "
+        "products of the `(n, p)` arrays, the polar factor's `(z^T z)^{-1/2}` as "
+        "one Newton-Schulz step). Neither is a floor: `radam` keeps one second "
+        "moment per manifold and fuses its step through one Gram matrix of "
+        "`[x, g, m]`, so it can be faster.",
+        "",
+        hz.render_table(
+            adam,
+            ADAM_ROWS,
+            ratios=[
+                ("*", "optax_adam"),
+                ("*", ("+", "optax_adam", "geometry_jax")),
+                (("min", "geoopt@1", "geoopt@2"), "*"),
+            ],
+            titles={
+                name: f"{adam_label(name)}, {r[hz.CHECK]['size']:,} floats"
+                for name, r in adam.items()
+            },
+            columns=[
+                (
+                    "best rounds / `optax_adam`",
+                    lambda p, n, r: (
+                        hz.fmt_ratio(r["best_s"] / adam[p]["optax_adam"]["best_s"])
+                        if "best_s" in r
+                        else "-"
+                    ),
+                )
+            ],
+        ),
+        "",
+        "Checked before timing: after 3 steps from the same point with the same "
+        "gradient (in float64), geomhess's `radam` is on the manifold (to 1e-12) "
+        "and, where geoopt ran, agrees with geoopt's `RiemannianAdam` (max abs "
+        "difference "
+        + ", ".join(
+            f"{adam_label(k)} "
+            + (
+                "not run"
+                if v[hz.CHECK]["vs_geoopt"] is None
+                else f"{v[hz.CHECK]['vs_geoopt']:.1e}"
+            )
+            for k, v in adam.items()
+        )
+        + "; the points moved by about "
+        + f"{max(v[hz.CHECK]['moved'] for v in adam.values()):.0e}; on Stiefel the "
+        "difference is that of the QR and polar retractions, second order in the "
+        "step); the timed float32 step stays on the manifold (to 1e-5).",
+        "",
+        "#### Goals",
+        "",
+        hz.render_goals(GOALS_ADAM, adam),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def iteration_lines(tr):
+    """Iterations against pymanopt's (same radii, same algorithm): not a time."""
+    out = []
+    for name, rows in tr.items():
+        report = rows[hz.CHECK]
+        if name.endswith("-warm") or "pymanopt" not in report:
+            continue
+        ours, theirs = report["gh_tr"]["iterations"], report["pymanopt"]["iterations"]
+        out.append(
+            f"{name}: iterations {ours} (geomhess, pymanopt's radii) against {theirs} "
+            f"(pymanopt): {'met' if ours <= theirs else 'not met'}."
+        )
+    if not out:
+        out.append(
+            "Iterations against pymanopt's: not measured (pymanopt did not run)."
+        )
+    return out

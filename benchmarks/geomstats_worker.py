@@ -1,14 +1,14 @@
-"""geomstats side of the benchmark, run by `run.py` in the geomstats environment.
+"""geomstats side of the benchmark, run by `bench_dense.py` in the geomstats environment.
 
 geomstats 2.8.0 needs `numpy<2.4`, which the geomhess environment does not have, so
 this script runs under `.venv-geomstats/bin/python` (made by `setup_peers.sh`) and
 never imports JAX or geomhess. It reads the problem (the matrices that define the
 metric and the scalar field, and the points) from an `.npz` file written by
-`run.py`, so both sides compute exactly the same quantities, writes the values it
+`bench_dense.py`, so both sides compute exactly the same quantities, writes the values it
 computed to a second `.npz` for the numerical check, and prints its timings as one
 JSON object on the last line of stdout.
 
-The metric and the field are the ones in `run.py`, written in geomstats' backend:
+The metric and the field are the ones in `bench_dense.py`, written in geomstats' backend:
 
 - `G(x) = I + a a^T` with `a = tanh(W x)`;
 - `f(x) = sum(cos(C x)) + |x|^2 / 2`.

@@ -3,11 +3,11 @@
 #
 # geomstats 2.8.0 does not import with numpy >= 2.4, while geomhess's own environment
 # may have it, so geomstats never goes into .venv: it gets this environment, and
-# benchmarks/run.py calls benchmarks/geomstats_worker.py in it through a subprocess.
+# benchmarks/bench_dense.py calls benchmarks/geomstats_worker.py in it through a subprocess.
 # geomstats differentiates a user metric with its autodiff backend; the default here
 # is autograd (small, pure Python, and faster than the pytorch backend on this
 # problem: see benchmarks/README.md). `--torch` also installs torch for
-# `run.py --geomstats-backend pytorch`.
+# `GEOMSTATS_BACKEND=pytorch python -m benchmarks --only dense`.
 #
 # Idempotent: reruns only check that the pinned packages are there.
 # Usage: bash benchmarks/setup_peers.sh [--torch]    (PYTHON=python3.11 to choose)
