@@ -32,7 +32,17 @@ class Product(AbstractManifold):
 
     def _parts(self, *trees):
         leaves, treedef = jtu.tree_flatten(self.manifolds, is_leaf=_is_manifold)
-        return leaves, treedef, [treedef.flatten_up_to(tree) for tree in trees]
+        parts = []
+        for tree in trees:
+            try:
+                parts.append(treedef.flatten_up_to(tree))
+            except (ValueError, TypeError) as error:
+                raise ValueError(
+                    "`Product`: a point or vector has pytree structure "
+                    f"{jtu.tree_structure(tree)}, which does not match the manifolds' "
+                    f"structure {treedef} (one leaf per factor manifold). ({error})"
+                ) from None
+        return leaves, treedef, parts
 
     def _map(self, method, *trees):
         leaves, treedef, parts = self._parts(*trees)

@@ -66,18 +66,14 @@ class SPD(AbstractManifold):
         size = jnp.max(jnp.abs(x))
         return relative(jnp.max(jnp.abs(v - v.T)), jnp.max(jnp.abs(v)), size)
 
-    def _cholesky(self, caller, x, name="x"):
-        """The Cholesky factor of the point `x`, checked (when checks are on): `x`
-        symmetric to the tolerance and positive definite (the factorization
-        succeeds). A Cholesky of a matrix that is not SPD gives NaN, which would
-        reach `dist` and `log` as NaN or, through `sqrt`, as a silent number."""
-        L, failed = cholesky_factor(x)
-        if not checks_enabled():
-            return L
+    def _spd_check(self, caller, x, name):
+        """`(L, bad, message)`: the Cholesky factor of `x`, and whether `x` is not
+        symmetric (to the tolerance) or not positive definite."""
+        L, bad = cholesky_factor(x)
         tol = membership_tol(x.dtype)
-        return raise_if(
+        return (
             L,
-            failed,
+            bad,
             f"`SPD({self.n}).{caller}`: the point `{name}` is not symmetric positive "
             f"definite (not symmetric to {tol:.1e} relative, or its Cholesky "
             "factorization failed: an eigenvalue <= 0, or NaN/inf). Symmetrize with "
@@ -85,12 +81,19 @@ class SPD(AbstractManifold):
             "projection. `GEOMHESS_CHECKS=0` skips this check.",
         )
 
+    def _cholesky(self, caller, x):
+        """The Cholesky factor of the point `x`, checked when checks are on. A
+        Cholesky of a matrix that is not SPD gives NaN, which would reach `dist` and
+        `log` as NaN or, through `sqrt`, as a silent number."""
+        L, bad, message = self._spd_check(caller, x, "x")
+        return raise_if(L, bad, message) if checks_enabled() else L
+
     def _checked_spd(self, caller, y, name="y"):
         """`y`, checked as `_cholesky` checks `x` (one more Cholesky when on)."""
         if not checks_enabled():
             return y
-        L = self._cholesky(caller, y, name)
-        return y + jnp.zeros_like(L[0, 0])
+        _, bad, message = self._spd_check(caller, y, name)
+        return raise_if(y, bad, message)
 
     def inner(self, x, u, v):
         self._check("inner", x)
