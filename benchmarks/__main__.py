@@ -3,10 +3,11 @@
 Usage:
     python -m benchmarks                  # full runs; each rewrites its results page
     python -m benchmarks --quick          # smoke run of every code path, pages kept
-    python -m benchmarks --only optim     # one benchmark (dense, network, optim)
+    python -m benchmarks --only optim     # one benchmark (dense, network, optim, curvature)
     python -m benchmarks --render         # re-render the pages from the saved JSON
 
-Each benchmark is a module (`bench_dense.py`, `bench_network.py`, `bench_optim.py`)
+Each benchmark is a module (`bench_dense.py`, `bench_network.py`, `bench_optim.py`,
+`bench_curvature.py`)
 that declares its problems, contenders and goals and leaves the timing, the check
 before timing, the environment record and the tables to `benchmarks/_harness.py`.
 Each runs in its own subprocess (its own JAX configuration: x64 on for dense and
@@ -23,6 +24,7 @@ import argparse
 import importlib
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -33,8 +35,13 @@ BENCHMARKS = {
     "dense": "benchmarks.bench_dense",
     "network": "benchmarks.bench_network",
     "optim": "benchmarks.bench_optim",
+    "curvature": "benchmarks.bench_curvature",
 }
 FORMAT = "geomhess-bench/1"  # payloads from before the harness lack it
+# The goal verdicts of every results page, gathered into the top-level README and the
+# documentation's benchmark page (between these markers) by `write_headlines`.
+HEADLINE_MARKERS = ("<!-- benchmark goals:begin -->", "<!-- benchmark goals:end -->")
+HEADLINE_PAGES = {"README.md": "benchmarks/", "docs/benchmarks.md": None}
 
 
 def _json_name(name, quick):
@@ -71,6 +78,8 @@ def render_one(name, quick):
             f"{FORMAT!r}); rerun `python -m benchmarks --only {name}`."
         )
     block = module.render(payload)
+    if hasattr(module, "plot"):  # its picture goes next to the page that shows it
+        module.plot(payload, hz.RESULTS_DIR if quick else HERE)
     if quick:
         path = pathlib.Path(hz.RESULTS_DIR) / f"{json_name}.md"
         return hz.write_page(path, block, header=getattr(module, "HEADER", ""))
@@ -80,6 +89,41 @@ def render_one(name, quick):
         getattr(module, "MARKERS", None),
         getattr(module, "HEADER", ""),
     )
+
+
+def _short(line, link_prefix):
+    """A goal bullet without its per-problem list; its links rebased (or dropped)."""
+    # "(worst R, on P; P1 r1, P2 r2)" -> "(worst R, on P)"; problem names hold no ";"
+    line = re.sub(
+        r" \(worst (\S+), on (.+?); .*?\)(?=(; see \[[^]]*\]\([^)]*\))?\.$)",
+        r" (worst \1, on \2)",
+        line,
+    )
+    if link_prefix is None:
+        return re.sub(r"\[([^]]+)\]\([^)]+\)", r"`benchmarks/\1`", line)
+    return re.sub(r"\]\((?!https?:)([^)]+)\)", rf"]({link_prefix}\1)", line)
+
+
+def write_headlines():
+    """Gather the goal lines of every results page into `HEADLINE_PAGES`."""
+    from benchmarks import _harness as hz
+
+    sections = []
+    for name, module_name in BENCHMARKS.items():
+        page = HERE / importlib.import_module(module_name).PAGE
+        lines = hz.goal_lines(page.read_text()) if page.exists() else []
+        if lines:
+            sections.append((name, page.name, lines))
+    written = []
+    for target, prefix in HEADLINE_PAGES.items():
+        block = ""
+        for name, page, lines in sections:
+            where = f"benchmarks/{page}"
+            link = f"[{where}]({prefix}{page})" if prefix else f"`{where}`"
+            block += f"\n**{name}** ({link}):\n\n"
+            block += "\n".join(_short(line, prefix) for line in lines) + "\n"
+        written.append(hz.write_page(HERE.parent / target, block, HEADLINE_MARKERS))
+    return written
 
 
 def main(argv=None):
@@ -103,6 +147,8 @@ def main(argv=None):
             except SystemExit as error:  # the others are still rendered
                 print(error, file=sys.stderr)
                 failed = True
+        if not args.quick:
+            print("goals gathered into", ", ".join(map(str, write_headlines())))
         return 1 if failed else 0
     command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     env = dict(
@@ -123,6 +169,8 @@ def main(argv=None):
             continue
         page = render_one(name, args.quick)
         summary[name] = f"ok ({elapsed:.0f} s), wrote {page}"
+    if not args.quick:
+        summary["goals"] = "ok, gathered into " + ", ".join(map(str, write_headlines()))
     print()
     for name, line in summary.items():
         print(f"{name}: {line}")

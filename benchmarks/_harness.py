@@ -196,6 +196,16 @@ def time_turns(
     return out
 
 
+def steady_times(fns, args, **timing):
+    """Median seconds per blocked call of each `fns[name](*args)`, in rotating rounds
+    (`time_turns`; `timing` are its keywords): the timer for the profile scripts."""
+    turns = {
+        name: (lambda loops, fn=fn: repeat_blocked(fn, args, loops))
+        for name, fn in fns.items()
+    }
+    return {name: row["steady_s"] for name, row in time_turns(turns, **timing).items()}
+
+
 def run_problem(
     problem,
     contenders,
@@ -572,10 +582,26 @@ def evaluate_goal(goal, results, labels=None):
     )
 
 
+GOALS_MARKERS = ("<!-- goals:begin -->", "<!-- goals:end -->")
+
+
 def render_goals(goals, results, labels=None, extra=()):
-    """A bullet list: one line per `Goal` (see `evaluate_goal`), then `extra`."""
+    """A bullet list: one line per `Goal` (see `evaluate_goal`), then `extra`,
+    between `GOALS_MARKERS` so that `goal_lines` finds it on the page."""
     lines = [evaluate_goal(goal, results, labels)[2] for goal in goals]
-    return "\n".join(f"- {line}" for line in [*lines, *extra])
+    bullets = "\n".join(f"- {line}" for line in [*lines, *extra])
+    return f"{GOALS_MARKERS[0]}\n{bullets}\n{GOALS_MARKERS[1]}"
+
+
+def goal_lines(page_text):
+    """The goal bullets of every `render_goals` block on a rendered page."""
+    begin, end = GOALS_MARKERS
+    lines = []
+    for chunk in page_text.split(begin)[1:]:
+        lines += [
+            ln for ln in chunk.split(end, 1)[0].splitlines() if ln.startswith("- ")
+        ]
+    return lines
 
 
 def write_page(path, block, markers=None, header=""):

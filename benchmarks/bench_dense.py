@@ -55,6 +55,7 @@ from benchmarks import _harness as hz  # noqa: E402
 
 PAGE = "README.md"
 MARKERS = ("<!-- run.py results:begin -->", "<!-- run.py results:end -->")
+PLOT = "cost_vs_dimension.png"  # written next to the page by `plot`
 PEER_PYTHON = hz.ROOT / ".venv-geomstats" / "bin" / "python"
 OPERATORS = ("christoffel", "covariant_hessian")
 TOL_F64 = 1e-10  # float64 agreement demanded before timing (values are O(1))
@@ -431,6 +432,28 @@ def run(quick=False, seed=0):
     }
 
 
+def plot(payload, directory):
+    """Steady-state time per batch call against `d`: geomhess, plain JAX, geomstats."""
+    results, meta = payload["results"], payload["meta"]
+    series = {
+        f"{op}: {label}": [
+            (d, hz.term_time(results[f"{op} d={d} batch"], who)) for d in meta["dims"]
+        ]
+        for op in OPERATORS
+        for who, label in (
+            ("geomhess", "geomhess"),
+            ("plain", "plain JAX"),
+            ("geomstats", "geomstats"),
+        )
+    }
+    return hz.plot_cost(
+        pathlib.Path(directory) / PLOT,
+        series,
+        xlabel="dimension d",
+        title=f"Christoffel symbols, covariant Hessian: batch of {meta['batch']}",
+    )
+
+
 def render(payload):
     meta, results = payload["meta"], payload["results"]
     dense = {k: v for k, v in results.items() if k != "mlp"}
@@ -449,6 +472,9 @@ def render(payload):
         "than geomstats (geomstats times itself in its worker, in its own process).",
         "",
         hz.render_table(dense, DENSE_ROWS, ratios=[("*", "plain"), ("geomstats", "*")]),
+        "",
+        f"![Steady-state time per call against the dimension d, batch of "
+        f"{meta['batch']}: geomhess, plain JAX and geomstats]({PLOT})",
         "",
         "Agreement checked before timing (max abs difference from geomhess): "
         + "; ".join(

@@ -16,7 +16,7 @@ times, side by side in rotating rounds:
 and then records a `jax.profiler` trace of the last two and lists the XLA:CPU
 operations (thunks) that differ.
 
-    python benchmarks/profile_covariant_hvp.py --out benchmarks/profile_covariant_hvp.md
+    python -m benchmarks.profile_covariant_hvp --out benchmarks/profile_covariant_hvp.md
 """
 
 import argparse
@@ -30,7 +30,6 @@ import os
 import platform
 import shutil
 import tempfile
-import time
 
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -39,9 +38,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
-import numpy as np  # noqa: E402
 
 import geomhess as gh  # noqa: E402
+from benchmarks import _harness as hz  # noqa: E402
 
 
 DTYPE = jnp.float32
@@ -100,20 +99,6 @@ def contenders(loss):
     }
 
 
-def rotating_medians(fns, args, rounds=15, loops=5):
-    for fn in fns.values():
-        jax.block_until_ready(fn(*args))
-    samples = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            for _ in range(loops):
-                jax.block_until_ready(fns[name](*args))
-            samples[name].append((time.perf_counter() - start) / loops)
-    return {name: float(np.median(s)) for name, s in samples.items()}
-
-
 def thunk_times(fn, args, repeats=5):
     """Microseconds per call of each XLA:CPU operation, from a profiler trace."""
     jax.block_until_ready(fn(*args))
@@ -143,13 +128,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     loss, theta, v = problem()
     fns = contenders(loss)
-    times = rotating_medians(fns, (theta, v))
+    times = hz.steady_times(fns, (theta, v), rounds=15, budget_s=60.0)
     floor = next(iter(times.values()))
     lines = [
         "# Profile: the covariant HVP against its floor",
         "",
         f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
-        "`python benchmarks/profile_covariant_hvp.py`; "
+        "`python -m benchmarks.profile_covariant_hvp`; "
         f"{platform.machine()}, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.1f} (a shared machine); jax {jax.__version__}, "
         f"device {jax.devices()[0].device_kind}. MLP `(64, 1024, 1024, 16)`, "

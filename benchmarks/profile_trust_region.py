@@ -20,8 +20,8 @@ It also counts the operations XLA:CPU runs for one CG iteration (the optimized H
 the `while` body: fusions, dots, other instructions): on XLA:CPU each costs about a
 microsecond of dispatch whatever its size, which is what dominates at small `n`.
 
-    python benchmarks/profile_trust_region.py            # prints a markdown report
-    python benchmarks/profile_trust_region.py --out benchmarks/profile_trust_region.md
+    python -m benchmarks.profile_trust_region            # prints a markdown report
+    python -m benchmarks.profile_trust_region --out benchmarks/profile_trust_region.md
 """
 
 import argparse
@@ -31,7 +31,6 @@ import os
 import platform
 import re
 import sys
-import time
 
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -43,6 +42,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import geomhess as gh  # noqa: E402
+from benchmarks import _harness as hz  # noqa: E402
 from geomhess.optim._geometry import as_geometry  # noqa: E402
 from geomhess.optim._trust_region import MAX_INNER, truncated_cg  # noqa: E402
 
@@ -107,24 +107,9 @@ def problems(seed=0):
     return out
 
 
-def median_time(fn, *args, min_time=0.3, rounds=7):
-    """Median wall time of `fn(*args)` (compiled beforehand), blocking on results."""
-    jax.block_until_ready(fn(*args))
-    loops = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(loops):
-            jax.block_until_ready(fn(*args))
-        if time.perf_counter() - start > min_time / rounds or loops > 1e5:
-            break
-        loops *= 2
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(loops):
-            jax.block_until_ready(fn(*args))
-        samples.append((time.perf_counter() - start) / loops)
-    return float(np.median(samples))
+def median_time(fn, *args):
+    """Median seconds per blocked call of `fn(*args)` (the harness's timer)."""
+    return hz.steady_times({"fn": fn}, args, rounds=7, round_s=0.05)["fn"]
 
 
 def make_solve(opt, manifold, f):
@@ -271,7 +256,7 @@ def main(argv=None):
         "# Profile: where a small trust-region solve spends its time",
         "",
         f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
-        "`python benchmarks/profile_trust_region.py`; "
+        "`python -m benchmarks.profile_trust_region`; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f} (a shared machine); jax "
         f"{jax.__version__}, device {jax.devices()[0].device_kind}.",

@@ -538,3 +538,35 @@ def test_under_filter_jit_the_message_is_the_first_line_after_the_traceback():
     lines = [line for line in message.splitlines()[1:] if line.strip()]
     first = next(line for line in lines if not line.startswith(" "))
     assert "`Sphere.exp`: the point `x` is not on the sphere" in first
+
+
+def _callback_records(caplog):
+    return [r for r in caplog.records if r.name == "jax._src.callback"]
+
+
+@pytest.mark.parametrize("wrap", ["eager", "jax.jit"])
+def test_the_first_line_printed_for_a_failed_check_is_its_message(wrap, caplog):
+    # JAX logs a failed callback ("jax.pure_callback failed") with a traceback of its
+    # own frames before raising; geomhess makes that record lead with the message,
+    # so that under plain `jax.jit` too the first line on stderr says what is wrong.
+    x = jnp.array([1.0, 1.0, 0.0])
+    exp = S3.exp if wrap == "eager" else jax.jit(S3.exp)
+    with pytest.raises(Exception) as info:
+        jax.block_until_ready(exp(x, jnp.zeros(3)))
+    assert "`Sphere.exp`: the point `x` is not on the sphere" in str(info.value)
+    (record,) = _callback_records(caplog)
+    first = record.getMessage().splitlines()[0]
+    assert first.startswith(
+        "geomhess check failed: `Sphere.exp`: the point `x` is not on the sphere"
+    ), first
+    assert record.exc_info is None  # JAX's frames are not printed before it
+
+
+def test_the_log_filter_leaves_other_callbacks_alone(caplog):
+    # An Equinox check that is not geomhess's keeps JAX's record as it is.
+    f = jax.jit(lambda x: eqx.error_if(x, x > 0, "someone else's check"))
+    with pytest.raises(Exception, match="someone else's check"):
+        jax.block_until_ready(f(jnp.ones(())))
+    (record,) = _callback_records(caplog)
+    assert record.getMessage() == "jax.pure_callback failed"
+    assert record.exc_info is not None

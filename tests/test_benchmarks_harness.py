@@ -192,7 +192,10 @@ def test_goal_terms_problem_filter_and_link():
     with pytest.raises(ValueError, match="unknown term"):
         hz.term_time(results["a"], ("max", "adam", "geo"))
     bullets = hz.render_goals([goal], results, extra=["memory: met."])
-    assert bullets.splitlines()[1] == "- memory: met."
+    assert bullets.splitlines()[0] == hz.GOALS_MARKERS[0]
+    assert bullets.splitlines()[2] == "- memory: met."
+    page = f"# page\n{bullets}\n\n- not a goal\n"
+    assert hz.goal_lines(page) == bullets.splitlines()[1:3]
 
 
 def test_table_ratios_columns_titles_and_not_run():
@@ -248,3 +251,34 @@ def test_render_refuses_missing_or_old_payloads(tmp_path, monkeypatch):
     hz.save_json("dense-quick", {"results": {}})  # saved before the harness
     with pytest.raises(SystemExit, match="saved before the harness"):
         bench_main.render_one("dense", quick=True)
+
+
+def test_goal_verdicts_are_gathered_short_with_links_rebased(tmp_path, monkeypatch):
+    from benchmarks import __main__ as bench_main
+
+    long = (
+        "- HVP: `a` / `b` <= 1.15x: not met (worst 1.39x, on MLP (64, 8), batch 2; "
+        "MLP (64, 8), batch 2 1.39x, CNN (4, 8) 1.20x); see [prof.md](prof.md)."
+    )
+    met = "- grad: `a` / `b` <= 2x: met (worst 1.10x, on P (3); P (3) 1.10x)."
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "docs").mkdir()
+    goals = "\n".join([hz.GOALS_MARKERS[0], long, met, hz.GOALS_MARKERS[1]])
+    (tmp_path / "benchmarks" / "README.md").write_text(f"# dense\n{goals}\n")
+    for target in ("README.md", "docs/benchmarks.md"):
+        (tmp_path / target).write_text(
+            "top\n{}\n{}\nbottom\n".format(*bench_main.HEADLINE_MARKERS)
+        )
+    monkeypatch.setattr(bench_main, "HERE", tmp_path / "benchmarks")
+    monkeypatch.setattr(bench_main, "BENCHMARKS", {"dense": "benchmarks.bench_dense"})
+    bench_main.write_headlines()
+    readme = (tmp_path / "README.md").read_text()
+    assert "**dense** ([benchmarks/README.md](benchmarks/README.md))" in readme
+    assert (
+        "- HVP: `a` / `b` <= 1.15x: not met (worst 1.39x, on MLP (64, 8), batch 2); "
+        "see [prof.md](benchmarks/prof.md)." in readme
+    )
+    assert "- grad: `a` / `b` <= 2x: met (worst 1.10x, on P (3))." in readme
+    assert readme.startswith("top\n") and readme.endswith("bottom\n")
+    docs = (tmp_path / "docs" / "benchmarks.md").read_text()
+    assert "see `benchmarks/prof.md`." in docs and "](" not in docs

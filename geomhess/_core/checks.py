@@ -10,8 +10,15 @@ The checks that run on every step of an optimizer (points on the manifold, vecto
 tangent, losses and gradients finite) are switched off by `GEOMHESS_CHECKS=0`, read
 when a function is traced (set it before the first call; `jit` caches keep what they
 were traced with). See docs/checks.md for the list and their cost.
+
+Under plain `jax.jit` a failed check reaches the user twice: JAX logs "jax.pure_callback
+failed" with a traceback of its own frames, then raises a `JaxRuntimeError` whose text
+starts with more frames. The log filter below makes that first record lead with the
+check's message instead (see `_LeadWithMessage`); `equinox.filter_jit` raises the
+message itself as an `EquinoxRuntimeError`.
 """
 
+import logging
 import os
 
 import equinox as eqx
@@ -77,6 +84,45 @@ def check_like(caller: str, name: str, value, x, x_name: str = "the point `x`"):
         )
 
 
+# The messages of geomhess's run-time checks, so that the log filter touches only ours.
+_MESSAGES: set[str] = set()
+
+
+class _LeadWithMessage(logging.Filter):
+    """Put a failed geomhess check's message first in JAX's "pure_callback failed" log.
+
+    The record's traceback lists only JAX's and Equinox's frames; it is dropped, and the
+    message (without Equinox's paragraph about `filter_jit`) becomes the record's text.
+    Records of other callbacks pass unchanged.
+    """
+
+    def filter(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or type(error).__name__ != "_EquinoxRuntimeError":
+            return True
+        message = str(error).split("\n\n\n", 1)[0]
+        if message in _MESSAGES:
+            record.msg = (
+                "geomhess check failed: %s\n(the exception that follows carries the "
+                "same message; under `jax.jit` it comes after JAX's frames, and "
+                "`equinox.filter_jit` in place of `jax.jit` raises it alone)"
+            )
+            record.args = (message,)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+logging.getLogger("jax._src.callback").addFilter(_LeadWithMessage())
+
+
+def error_if(x, bad, message: str):
+    """`equinox.error_if(x, bad, message)`, with `message` registered for the log filter.
+
+    Every run-time check in geomhess goes through here (or `raise_if`)."""
+    _MESSAGES.add(message)
+    return eqx.error_if(x, bad, message)
+
+
 def raise_if(tree, bad, message: str):
     """`tree` unchanged, with `eqx.error_if(..., bad, message)` attached to it.
 
@@ -87,7 +133,7 @@ def raise_if(tree, bad, message: str):
     run-time checks ORs them into one (a `branched_error_if` choosing among messages
     costs more than two).
     """
-    zero = eqx.error_if(jnp.zeros((), jnp.float32), bad, message)
+    zero = error_if(jnp.zeros((), jnp.float32), bad, message)
     return jtu.tree_map(lambda leaf: leaf + zero.astype(leaf.dtype), tree)
 
 

@@ -2,13 +2,13 @@
 
 from collections.abc import Callable
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._core.checks import error_if
 from ._base import AbstractChart
 
 
@@ -63,7 +63,7 @@ class Affine(AbstractChart):
 
 
 def _exp_inverse(y):
-    y = eqx.error_if(
+    y = error_if(
         y,
         jnp.any(~(y > 0)),
         "`Elementwise.exp`: the point is outside the chart's range: `log` needs "
@@ -73,7 +73,7 @@ def _exp_inverse(y):
 
 
 def _softplus_inverse(y):
-    y = eqx.error_if(
+    y = error_if(
         y,
         jnp.any(~(y > 0)),
         "`Elementwise.softplus`: the point is outside the chart's range: the "
@@ -84,7 +84,7 @@ def _softplus_inverse(y):
 
 
 def _log_forward(x):
-    x = eqx.error_if(
+    x = error_if(
         x,
         jnp.any(~(x > 0)),
         "`Elementwise.log`: the point is outside the chart's domain: `log` needs "

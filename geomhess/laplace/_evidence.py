@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
-from .._core.checks import check_point
+from .._core.checks import check_point, error_if
 from .._core.eigen import generalized_eigvalsh
 from .._core.tree import on_basis, tree_sub, tree_vdot
 from ..connections import Flat, LeviCivita
@@ -241,7 +241,7 @@ def log_evidence(
             num_iterations=min(num_iterations, d),
             which="smallest",
         ).eigenvalues[0]
-    logdet = eqx.error_if(logdet, ~(smallest > 0), _NOT_A_MAXIMUM.format(caller=caller))
+    logdet = error_if(logdet, ~(smallest > 0), _NOT_A_MAXIMUM.format(caller=caller))
     half_log_two_pi = jnp.asarray(0.5 * d * math.log(2 * math.pi), dtype)
     value = likelihood_value + prior_value + half_log_two_pi - 0.5 * logdet
     return Evidence(

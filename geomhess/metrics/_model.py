@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
-from .._core.checks import check_like, check_point, check_solver_options
+from .._core.checks import check_like, check_point, check_solver_options, error_if
 from .._core.solve import cg_solve
 from .._core.tree import on_basis
 from ._base import AbstractMetric
@@ -168,7 +168,7 @@ class AbstractModelMetric(AbstractMetric):
             if not damping > 0:
                 raise ValueError(_not_pd_without_damping(caller))
         else:
-            w = eqx.error_if(w, ~(damping > 0), _not_pd_without_damping(caller))
+            w = error_if(w, ~(damping > 0), _not_pd_without_damping(caller))
         return cg_solve(
             lambda v: self.mvp(x, v),
             w,
@@ -421,7 +421,7 @@ class PerLayer(AbstractMetric):
         check_like("metrics.PerLayer.raise_index", "w", w, x)
 
         def divide(c, leaf):
-            c = eqx.error_if(
+            c = error_if(
                 c,
                 ~(c > 0),
                 "`metrics.PerLayer.raise_index`: a scalar block is not positive, so "

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import optax
 
+from .._core.checks import error_if
 from ..connections import LeviCivita
 from ..metrics import AbstractMetric
 from . import _tree as mt
@@ -102,7 +103,7 @@ class _HessianFree(eqx.Module):
         cast = lambda value: jnp.asarray(value, dtype)
         fx, egrad = jax.value_and_grad(value_fn)(x)
         fx = cast(fx)
-        fx = eqx.error_if(
+        fx = error_if(
             fx,
             ~jnp.isfinite(fx),
             "`hessian_free`: the loss `value_fn(params)` is not finite (NaN or inf) "
@@ -287,7 +288,7 @@ def hessian_free(
         metric,
         as_hyperparameter(damping, "hessian_free", "damping", "nonnegative"),
         as_hyperparameter(radius, "hessian_free", "radius", "positive"),
-        as_hyperparameter(kappa, "hessian_free", "kappa", "fraction"),
+        as_hyperparameter(kappa, "hessian_free", "kappa", "below_one"),
         as_hyperparameter(theta, "hessian_free", "theta", "nonnegative"),
         as_hyperparameter(increase, "hessian_free", "increase", "above_one"),
         as_hyperparameter(decrease, "hessian_free", "decrease", "at_most_one"),

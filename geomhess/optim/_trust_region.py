@@ -368,7 +368,7 @@ def trust_region(
         as_hyperparameter(initial_radius, "trust_region", "initial_radius", "positive"),
         as_hyperparameter(max_radius, "trust_region", "max_radius", "positive"),
         as_hyperparameter(acceptance, "trust_region", "acceptance", "below_one"),
-        as_hyperparameter(kappa, "trust_region", "kappa", "fraction"),
+        as_hyperparameter(kappa, "trust_region", "kappa", "below_one"),
         as_hyperparameter(theta, "trust_region", "theta", "nonnegative"),
         retraction,
         min_inner,

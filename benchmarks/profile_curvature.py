@@ -1,0 +1,275 @@
+"""Where the curvature benchmark's unmet goals lose their time (issue 14).
+
+`results_curvature.md` misses four goals by more than noise. This script measures, on
+the same networks and operators as `bench_curvature.py` (float32), the one thing that
+each gap would be if the explanation holds, side by side in rotating rounds
+(`_harness.steady_times`):
+
+1. **CNN: convolutions inside a loop.** One covariant HVP on its own, and the same
+   product per iteration of a `lax.fori_loop` (the shape Lanczos, CG and sequential
+   probes take). If XLA:CPU runs the loop body's convolutions much slower, every
+   Krylov row on the CNN pays it, the floors included.
+2. **CNN: Hutchinson's probes, one at a time or together.** `hessian_trace` with its
+   default (`batch_size=None`: one probe at a time in `lax.map`, memory `O(d)`),
+   with `batch_size=num_probes` (all probes in one `vmap`, as matfree's
+   `estimator_monte_carlo` does), and matfree, on the same probes.
+3. **MLP: Lanczos's reorthogonalization.** 20 chained shape-operator products (the
+   benchmark's floor), the same 20 steps of Gram-Schmidt twice against a full
+   `(20, d)` basis and its `G`-image (what full reorthogonalization must read,
+   `O(m^2 d)`) alone, and `shape_operator_eigenvalues` with 20 steps.
+4. **MLP: SLQ's probes.** `hessian_logdet` (4 probes x 20 steps) with the default
+   one probe at a time and with `batch_size=4`, against matfree's SLQ (which vmaps
+   the probes).
+
+    python -m benchmarks.profile_curvature --out benchmarks/profile_curvature.md
+"""
+
+import os
+
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import platform  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import jax.tree_util as jtu  # noqa: E402
+from jax.flatten_util import ravel_pytree  # noqa: E402
+
+import geomhess as gh  # noqa: E402
+from benchmarks import _harness as hz  # noqa: E402
+from benchmarks.bench_curvature import DTYPE, cnn_problem, mlp_problem  # noqa: E402
+from geomhess._core.lanczos import _orthogonalize  # noqa: E402
+
+
+METRIC = gh.metrics.Diagonal(lambda p: jtu.tree_map(lambda a: 1 + a**2, p))
+
+
+def covariant(net):
+    connection = gh.LeviCivita(METRIC)
+    return lambda x, u: gh.covariant_hvp(net.loss, connection, x, u)
+
+
+def loop_penalty(net, steps=4):
+    """Seconds of one covariant HVP alone and per iteration of a `fori_loop`."""
+    cov = covariant(net)
+    one = jax.jit(cov)
+
+    @jax.jit
+    def looped(x, u):
+        def body(_, u):
+            hu = cov(x, u)
+            norm = jnp.sqrt(sum(jnp.vdot(a, a) for a in jtu.tree_leaves(hu)))
+            return jtu.tree_map(lambda a: a / norm, hu)
+
+        return jax.lax.fori_loop(0, steps, body, u)
+
+    t = hz.steady_times({"one": one, "loop": looped}, (net.theta, net.v), rounds=3)
+    return t["one"], t["loop"] / steps
+
+
+def hutchinson_batching(net, probes=6):
+    """Seconds of Hutchinson on the calculus Hessian: gh one probe at a time, gh all
+    probes at once, matfree (all at once), with the same probes."""
+    from matfree import stochtrace
+
+    key = jr.key(0)
+
+    def hvp(x, u):
+        return jax.jvp(jax.grad(net.loss), (x,), (u,))[1]
+
+    def gh_trace(batch_size):
+        return lambda x: (
+            gh.linalg.hessian_trace(
+                net.loss,
+                x,
+                key=key,
+                num_probes=probes,
+                method="hutchinson",
+                batch_size=batch_size,
+            ).estimate
+        )
+
+    def mf_trace(x):
+        z = jax.vmap(lambda k: gh._core.tree.tree_random(jr.rademacher, k, x))(
+            jr.split(key, probes)
+        )
+        est = stochtrace.estimator_monte_carlo(
+            stochtrace.monte_carlo_trace(), lambda _key: z
+        )
+        return est(lambda u: hvp(x, u), key)
+
+    fns = {
+        "gh, one probe at a time (default)": jax.jit(gh_trace(None)),
+        f"gh, `batch_size={probes}`": jax.jit(gh_trace(probes)),
+        "matfree, same probes": jax.jit(mf_trace),
+    }
+    values = {name: float(fn(net.theta)) for name, fn in fns.items()}
+    spread = max(values.values()) - min(values.values())
+    assert spread <= 1e-3 * max(abs(v) for v in values.values()), values
+    return hz.steady_times(fns, (net.theta,), rounds=3)
+
+
+def lanczos_parts(net, m=20):
+    """Seconds of `m` chained shape-operator products, of `m` reorthogonalizations
+    against a full `(m, d)` basis and its image alone, and of Lanczos."""
+    cov = covariant(net)
+    flat, unravel = ravel_pytree(net.theta)
+    d = flat.shape[0]
+
+    @jax.jit
+    def chain(x, u):
+        def body(_, u):
+            w = METRIC.raise_index(x, cov(x, u))
+            norm = jnp.sqrt(sum(jnp.vdot(a, a) for a in jtu.tree_leaves(w)))
+            return jtu.tree_map(lambda a: a / norm, w)
+
+        return jax.lax.fori_loop(0, m, body, u)
+
+    @jax.jit
+    def reorthogonalize(V, Z, w):
+        def body(j, w):
+            w, gw = _orthogonalize(w, w, V, Z)
+            return w / jnp.linalg.norm(w) + gw[0] * 1e-30  # keep both outputs live
+
+        return jax.lax.fori_loop(0, m, body, w)
+
+    @jax.jit
+    def lanczos(x, u):
+        return gh.linalg.shape_operator_eigenvalues(
+            net.loss, METRIC, x, key=jr.key(0), k=5, num_iterations=m
+        ).eigenvalues
+
+    keys = jr.split(jr.key(1), 3)
+    V = jr.normal(keys[0], (m, d), DTYPE)
+    Z = jr.normal(keys[1], (m, d), DTYPE)
+    w = jr.normal(keys[2], (d,), DTYPE)
+    t = hz.steady_times({"chain": chain, "lanczos": lanczos}, (net.theta, net.v))
+    t.update(hz.steady_times({"reorthogonalize": reorthogonalize}, (V, Z, w)))
+    return t
+
+
+def slq_batching(net, probes=4, steps=20):
+    from matfree import decomp, funm, stochtrace
+
+    key = jr.key(0)
+    flat, unravel = ravel_pytree(net.theta)
+    d = flat.shape[0]
+    shift = 10.0  # any shift: the cost does not depend on it
+
+    def gh_logdet(batch_size):
+        return lambda x: (
+            gh.linalg.hessian_logdet(
+                net.loss,
+                x,
+                key=key,
+                num_probes=probes,
+                num_iterations=steps,
+                shift=shift,
+                batch_size=batch_size,
+            ).estimate
+        )
+
+    def mf_logdet(x):
+        integrand = funm.monte_carlo_funm_sym(
+            funm.dense_funm_sym_eigh(lambda t: jnp.log(jnp.abs(t + shift))),
+            decomp.tridiag_sym(steps, reortho="full"),
+        )
+        z = jax.vmap(lambda k: jr.rademacher(jr.split(k)[0], (d,), DTYPE))(
+            jr.split(key, probes)
+        )
+        est = stochtrace.estimator_monte_carlo(integrand, lambda _key: z)
+        hvp = lambda u: jax.jvp(jax.grad(net.loss), (x,), (unravel(u),))[1]  # noqa: E731
+        return est(lambda u: ravel_pytree(hvp(u))[0], key)
+
+    fns = {
+        "gh, one probe at a time (default)": jax.jit(gh_logdet(None)),
+        f"gh, `batch_size={probes}`": jax.jit(gh_logdet(probes)),
+        "matfree, same probes": jax.jit(mf_logdet),
+    }
+    return hz.steady_times(fns, (net.theta,), rounds=3)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", help="write the markdown report here")
+    args = parser.parse_args(argv)
+    mlp = mlp_problem((64, 1024, 1024, 16), 128)
+    cnn = cnn_problem((16, 32), 512)
+    ms = lambda s: f"{s * 1e3:.1f} ms"  # noqa: E731
+    lines = [
+        "# Profile: where the curvature benchmark's unmet goals lose their time",
+        "",
+        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
+        "`python -m benchmarks.profile_curvature`; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} (a shared machine); jax "
+        f"{jax.__version__}, device {jax.devices()[0].device_kind}. The networks "
+        f"are those of `results_curvature.md`: {mlp.name} (d = {mlp.d:,}) and "
+        f"{cnn.name} (d = {cnn.d:,}), float32, metric `Diagonal(1 + p^2)`.",
+        "",
+    ]
+    print("1. CNN loop penalty ...", flush=True)
+    one, per_iteration = loop_penalty(cnn)
+    lines += [
+        "## 1. CNN: a covariant HVP alone and inside a `fori_loop`",
+        "",
+        "| covariant HVP | time | / alone |",
+        "| --- | ---: | ---: |",
+        f"| alone (one jitted call) | {ms(one)} | 1.00x |",
+        f"| per iteration of a `fori_loop` | {ms(per_iteration)} | "
+        f"{per_iteration / one:.1f}x |",
+        "",
+    ]
+    print("2. CNN Hutchinson batching ...", flush=True)
+    t = hutchinson_batching(cnn)
+    base = t["matfree, same probes"]
+    lines += [
+        "## 2. CNN: Hutchinson, 6 probes, one at a time or all at once",
+        "",
+        "| Hutchinson | time | / matfree |",
+        "| --- | ---: | ---: |",
+        *(f"| {name} | {ms(s)} | {s / base:.2f}x |" for name, s in t.items()),
+        "",
+    ]
+    print("3. MLP Lanczos parts ...", flush=True)
+    t = lanczos_parts(mlp)
+    lines += [
+        "## 3. MLP: Lanczos, 20 steps, and its parts",
+        "",
+        "| part | time | / chain |",
+        "| --- | ---: | ---: |",
+        f"| 20 chained `G^-1 covariant_hvp` (the benchmark's floor) | "
+        f"{ms(t['chain'])} | 1.00x |",
+        "| 20 reorthogonalizations alone (Gram-Schmidt twice against a `(20, d)` "
+        f"basis and its image) | {ms(t['reorthogonalize'])} | "
+        f"{t['reorthogonalize'] / t['chain']:.2f}x |",
+        f"| chain + reorthogonalizations | {ms(t['chain'] + t['reorthogonalize'])} | "
+        f"{(t['chain'] + t['reorthogonalize']) / t['chain']:.2f}x |",
+        f"| `shape_operator_eigenvalues`, 20 steps | {ms(t['lanczos'])} | "
+        f"{t['lanczos'] / t['chain']:.2f}x |",
+        "",
+    ]
+    print("4. MLP SLQ batching ...", flush=True)
+    t = slq_batching(mlp)
+    base = t["matfree, same probes"]
+    lines += [
+        "## 4. MLP: SLQ log-determinant, 4 probes x 20 steps",
+        "",
+        "| SLQ | time | / matfree |",
+        "| --- | ---: | ---: |",
+        *(f"| {name} | {ms(s)} | {s / base:.2f}x |" for name, s in t.items()),
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
