@@ -397,6 +397,38 @@ def render_environment(env, *, peers=None, notes=()):
 # Markdown
 
 
+def profile_header(module):
+    """The opening line of a profile page: when, with which command, on what.
+    Profiles are single scripts, shorter-lived than a results page, so they carry
+    one line instead of `render_environment`'s block."""
+    return (
+        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
+        f"`python -m benchmarks.{module}`; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} (a shared machine); jax "
+        f"{jax.__version__}, device {jax.devices()[0].device_kind}."
+    )
+
+
+def timing_table(times, label, fmt, per):
+    """Markdown rows `| name | time | time / first |` for a dict of times, the
+    first entry the baseline; `per` names it in the header."""
+    base = next(iter(times.values()))
+    return [
+        f"| {label} | time | / {per} |",
+        "| --- | ---: | ---: |",
+        *(f"| {name} | {fmt(t)} | {t / base:.2f}x |" for name, t in times.items()),
+    ]
+
+
+def write_report(lines, out):
+    """Print a profile report and, when `out` is given, write it there."""
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if out:
+        pathlib.Path(out).write_text(report)
+
+
 def fmt_time(seconds):
     """A duration for a table cell: µs, ms or s."""
     if seconds is None:

@@ -21,13 +21,10 @@ operations (thunks) that differ.
 
 import argparse
 import collections
-import datetime
 import glob
 import gzip
 import json
-import math
 import os
-import platform
 import shutil
 import tempfile
 
@@ -35,40 +32,11 @@ import tempfile
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import jax.random as jr  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
 
 import geomhess as gh  # noqa: E402
 from benchmarks import _harness as hz  # noqa: E402
-
-
-DTYPE = jnp.float32
-
-
-def problem(sizes=(64, 1024, 1024, 16), batch=128):
-    keys = jr.split(jr.PRNGKey(0), 8)
-    theta = {}
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        theta[f"w{i}"] = jr.normal(keys[i], (a, b), DTYPE) / math.sqrt(a)
-        theta[f"b{i}"] = jnp.zeros(b, DTYPE)
-    inputs = jr.normal(keys[5], (batch, sizes[0]), DTYPE)
-    targets = jr.normal(keys[6], (batch, sizes[-1]), DTYPE)
-
-    def loss(p):
-        h = inputs
-        for i in range(len(sizes) - 1):
-            h = h @ p[f"w{i}"] + p[f"b{i}"]
-            if i < len(sizes) - 2:
-                h = jnp.tanh(h)
-        return jnp.mean((h - targets) ** 2)
-
-    v = jtu.tree_map(
-        lambda a, k: jr.normal(k, a.shape, DTYPE),
-        theta,
-        dict(zip(theta, jr.split(keys[7], len(theta)), strict=True)),
-    )
-    return loss, theta, v
+from benchmarks.bench_curvature import mlp_problem  # noqa: E402
 
 
 def contenders(loss):
@@ -126,19 +94,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the markdown report here")
     args = parser.parse_args(argv)
-    loss, theta, v = problem()
+    net = mlp_problem((64, 1024, 1024, 16), 128)
+    loss, theta, v = net.loss, net.theta, net.v
     fns = contenders(loss)
     times = hz.steady_times(fns, (theta, v), rounds=15, budget_s=60.0)
     floor = next(iter(times.values()))
     lines = [
         "# Profile: the covariant HVP against its floor",
         "",
-        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
-        "`python -m benchmarks.profile_covariant_hvp`; "
-        f"{platform.machine()}, {os.cpu_count()} cores, load average "
-        f"{os.getloadavg()[0]:.1f} (a shared machine); jax {jax.__version__}, "
-        f"device {jax.devices()[0].device_kind}. MLP `(64, 1024, 1024, 16)`, "
-        "float32, 1,132,560 parameters, batch 128; medians of 15 rotating rounds.",
+        hz.profile_header("profile_covariant_hvp")
+        + f" {net.name}, float32, {net.d:,} parameters; medians of 15 rotating rounds.",
         "",
         "| operation | steady | / floor |",
         "| --- | ---: | ---: |",
@@ -166,11 +131,7 @@ def main(argv=None):
             f"| `{k}` | {with_div.get(k, 0):.0f} us | {without_div.get(k, 0):.0f} us "
             f"| {diff[k]:+.0f} us |"
         )
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(report)
+    hz.write_report(lines, args.out)
 
 
 if __name__ == "__main__":

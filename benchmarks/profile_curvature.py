@@ -30,8 +30,6 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
-import platform  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -71,6 +69,25 @@ def loop_penalty(net, steps=4):
     return t["one"], t["loop"] / steps
 
 
+def against_matfree(matfree_fn, estimator, loss, key, probes, **options):
+    """The jitted contenders of a stochastic-estimator comparison, matfree first
+    (the baseline), then the geomhess `estimator` one probe at a time (its
+    default) and with all probes in one batch."""
+
+    def gh_fn(batch_size):
+        return lambda x: (
+            estimator(
+                loss, x, key=key, num_probes=probes, batch_size=batch_size, **options
+            ).estimate
+        )
+
+    return {
+        "matfree, same probes": jax.jit(matfree_fn),
+        "gh, one probe at a time (default)": jax.jit(gh_fn(None)),
+        f"gh, `batch_size={probes}`": jax.jit(gh_fn(probes)),
+    }
+
+
 def hutchinson_batching(net, probes=6):
     """Seconds of Hutchinson on the calculus Hessian: gh one probe at a time, gh all
     probes at once, matfree (all at once), with the same probes."""
@@ -81,18 +98,6 @@ def hutchinson_batching(net, probes=6):
     def hvp(x, u):
         return jax.jvp(jax.grad(net.loss), (x,), (u,))[1]
 
-    def gh_trace(batch_size):
-        return lambda x: (
-            gh.linalg.hessian_trace(
-                net.loss,
-                x,
-                key=key,
-                num_probes=probes,
-                method="hutchinson",
-                batch_size=batch_size,
-            ).estimate
-        )
-
     def mf_trace(x):
         z = jax.vmap(lambda k: gh._core.tree.tree_random(jr.rademacher, k, x))(
             jr.split(key, probes)
@@ -102,11 +107,9 @@ def hutchinson_batching(net, probes=6):
         )
         return est(lambda u: hvp(x, u), key)
 
-    fns = {
-        "gh, one probe at a time (default)": jax.jit(gh_trace(None)),
-        f"gh, `batch_size={probes}`": jax.jit(gh_trace(probes)),
-        "matfree, same probes": jax.jit(mf_trace),
-    }
+    fns = against_matfree(
+        mf_trace, gh.linalg.hessian_trace, net.loss, key, probes, method="hutchinson"
+    )
     values = {name: float(fn(net.theta)) for name, fn in fns.items()}
     spread = max(values.values()) - min(values.values())
     assert spread <= 1e-3 * max(abs(v) for v in values.values()), values
@@ -149,7 +152,13 @@ def lanczos_parts(net, m=20):
     w = jr.normal(keys[2], (d,), DTYPE)
     t = hz.steady_times({"chain": chain, "lanczos": lanczos}, (net.theta, net.v))
     t.update(hz.steady_times({"reorthogonalize": reorthogonalize}, (V, Z, w)))
-    return t
+    return {
+        f"{m} chained `G^-1 covariant_hvp` (the benchmark's floor)": t["chain"],
+        f"{m} reorthogonalizations alone (Gram-Schmidt twice against a `({m}, d)` "
+        "basis and its image)": t["reorthogonalize"],
+        "chain + reorthogonalizations": t["chain"] + t["reorthogonalize"],
+        f"`shape_operator_eigenvalues`, {m} steps": t["lanczos"],
+    }
 
 
 def slq_batching(net, probes=4, steps=20):
@@ -159,19 +168,6 @@ def slq_batching(net, probes=4, steps=20):
     flat, unravel = ravel_pytree(net.theta)
     d = flat.shape[0]
     shift = 10.0  # any shift: the cost does not depend on it
-
-    def gh_logdet(batch_size):
-        return lambda x: (
-            gh.linalg.hessian_logdet(
-                net.loss,
-                x,
-                key=key,
-                num_probes=probes,
-                num_iterations=steps,
-                shift=shift,
-                batch_size=batch_size,
-            ).estimate
-        )
 
     def mf_logdet(x):
         integrand = funm.monte_carlo_funm_sym(
@@ -185,11 +181,15 @@ def slq_batching(net, probes=4, steps=20):
         hvp = lambda u: jax.jvp(jax.grad(net.loss), (x,), (unravel(u),))[1]  # noqa: E731
         return est(lambda u: ravel_pytree(hvp(u))[0], key)
 
-    fns = {
-        "gh, one probe at a time (default)": jax.jit(gh_logdet(None)),
-        f"gh, `batch_size={probes}`": jax.jit(gh_logdet(probes)),
-        "matfree, same probes": jax.jit(mf_logdet),
-    }
+    fns = against_matfree(
+        mf_logdet,
+        gh.linalg.hessian_logdet,
+        net.loss,
+        key,
+        probes,
+        num_iterations=steps,
+        shift=shift,
+    )
     return hz.steady_times(fns, (net.theta,), rounds=3)
 
 
@@ -203,72 +203,48 @@ def main(argv=None):
     lines = [
         "# Profile: where the curvature benchmark's unmet goals lose their time",
         "",
-        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
-        "`python -m benchmarks.profile_curvature`; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f} (a shared machine); jax "
-        f"{jax.__version__}, device {jax.devices()[0].device_kind}. The networks "
-        f"are those of `results_curvature.md`: {mlp.name} (d = {mlp.d:,}) and "
+        hz.profile_header("profile_curvature")
+        + f" The networks are those of `results_curvature.md`: {mlp.name} (d = {mlp.d:,}) and "
         f"{cnn.name} (d = {cnn.d:,}), float32, metric `Diagonal(1 + p^2)`.",
         "",
     ]
-    print("1. CNN loop penalty ...", flush=True)
-    one, per_iteration = loop_penalty(cnn)
-    lines += [
-        "## 1. CNN: a covariant HVP alone and inside a `fori_loop`",
-        "",
-        "| covariant HVP | time | / alone |",
-        "| --- | ---: | ---: |",
-        f"| alone (one jitted call) | {ms(one)} | 1.00x |",
-        f"| per iteration of a `fori_loop` | {ms(per_iteration)} | "
-        f"{per_iteration / one:.1f}x |",
-        "",
+    sections = [
+        # (title, what the rows are, the baseline, how its times are measured)
+        (
+            "1. CNN: a covariant HVP alone and inside a `fori_loop`",
+            "covariant HVP",
+            "alone",
+            lambda: dict(
+                zip(
+                    ["alone (one jitted call)", "per iteration of a `fori_loop`"],
+                    loop_penalty(cnn),
+                    strict=True,
+                )
+            ),
+        ),
+        (
+            "2. CNN: Hutchinson, 6 probes, one at a time or all at once",
+            "Hutchinson",
+            "matfree",
+            lambda: hutchinson_batching(cnn),
+        ),
+        (
+            "3. MLP: Lanczos, 20 steps, and its parts",
+            "part",
+            "chain",
+            lambda: lanczos_parts(mlp),
+        ),
+        (
+            "4. MLP: SLQ log-determinant, 4 probes x 20 steps",
+            "SLQ",
+            "matfree",
+            lambda: slq_batching(mlp),
+        ),
     ]
-    print("2. CNN Hutchinson batching ...", flush=True)
-    t = hutchinson_batching(cnn)
-    base = t["matfree, same probes"]
-    lines += [
-        "## 2. CNN: Hutchinson, 6 probes, one at a time or all at once",
-        "",
-        "| Hutchinson | time | / matfree |",
-        "| --- | ---: | ---: |",
-        *(f"| {name} | {ms(s)} | {s / base:.2f}x |" for name, s in t.items()),
-        "",
-    ]
-    print("3. MLP Lanczos parts ...", flush=True)
-    t = lanczos_parts(mlp)
-    lines += [
-        "## 3. MLP: Lanczos, 20 steps, and its parts",
-        "",
-        "| part | time | / chain |",
-        "| --- | ---: | ---: |",
-        f"| 20 chained `G^-1 covariant_hvp` (the benchmark's floor) | "
-        f"{ms(t['chain'])} | 1.00x |",
-        "| 20 reorthogonalizations alone (Gram-Schmidt twice against a `(20, d)` "
-        f"basis and its image) | {ms(t['reorthogonalize'])} | "
-        f"{t['reorthogonalize'] / t['chain']:.2f}x |",
-        f"| chain + reorthogonalizations | {ms(t['chain'] + t['reorthogonalize'])} | "
-        f"{(t['chain'] + t['reorthogonalize']) / t['chain']:.2f}x |",
-        f"| `shape_operator_eigenvalues`, 20 steps | {ms(t['lanczos'])} | "
-        f"{t['lanczos'] / t['chain']:.2f}x |",
-        "",
-    ]
-    print("4. MLP SLQ batching ...", flush=True)
-    t = slq_batching(mlp)
-    base = t["matfree, same probes"]
-    lines += [
-        "## 4. MLP: SLQ log-determinant, 4 probes x 20 steps",
-        "",
-        "| SLQ | time | / matfree |",
-        "| --- | ---: | ---: |",
-        *(f"| {name} | {ms(s)} | {s / base:.2f}x |" for name, s in t.items()),
-        "",
-    ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
+    for title, label, per, measure in sections:
+        print(f"{title} ...", flush=True)
+        lines += [f"## {title}", "", *hz.timing_table(measure(), label, ms, per), ""]
+    hz.write_report(lines, args.out)
 
 
 if __name__ == "__main__":

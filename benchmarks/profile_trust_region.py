@@ -25,10 +25,8 @@ microsecond of dispatch whatever its size, which is what dominates at small `n`.
 """
 
 import argparse
-import datetime
 import math
 import os
-import platform
 import re
 import sys
 
@@ -255,11 +253,7 @@ def main(argv=None):
     lines = [
         "# Profile: where a small trust-region solve spends its time",
         "",
-        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
-        "`python -m benchmarks.profile_trust_region`; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f} (a shared machine); jax "
-        f"{jax.__version__}, device {jax.devices()[0].device_kind}.",
+        hz.profile_header("profile_trust_region"),
         "",
         "`trust_region` with `hvp_fn`, pymanopt's radii, to a Riemannian gradient "
         "norm below 1e-8. CG iterations are counted (one Euclidean HVP each).",
@@ -298,11 +292,7 @@ def main(argv=None):
         "iterations; on a loaded machine it carries their noise (it can come out "
         "negative).",
     ]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(report)
+    hz.write_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -282,3 +282,23 @@ def test_goal_verdicts_are_gathered_short_with_links_rebased(tmp_path, monkeypat
     assert readme.startswith("top\n") and readme.endswith("bottom\n")
     docs = (tmp_path / "docs" / "benchmarks.md").read_text()
     assert "see `benchmarks/prof.md`." in docs and "](" not in docs
+
+
+def test_profile_pages_share_one_header_table_and_writer(tmp_path, capsys):
+    header = hz.profile_header("profile_toy")
+    assert (
+        header.startswith("Measured ")
+        and "`python -m benchmarks.profile_toy`" in header
+    )
+    assert f"jax {jax.__version__}" in header
+    rows = hz.timing_table({"base": 2.0, "twice": 4.0, "half": 1.0}, "op", str, "base")
+    assert rows[0] == "| op | time | / base |"
+    assert rows[2:] == [
+        "| base | 2.0 | 1.00x |",
+        "| twice | 4.0 | 2.00x |",
+        "| half | 1.0 | 0.50x |",
+    ]
+    out = tmp_path / "p.md"
+    hz.write_report(["# t", *rows], out)
+    assert out.read_text() == "\n".join(["# t", *rows]) + "\n"
+    assert "| twice | 4.0 | 2.00x |" in capsys.readouterr().out

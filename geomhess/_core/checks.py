@@ -85,6 +85,8 @@ def check_like(caller: str, name: str, value, x, x_name: str = "the point `x`"):
 
 
 # The messages of geomhess's run-time checks, so that the log filter touches only ours.
+# Messages are fixed strings (at most formatted with the calling function's name, never
+# with array values), so the set stays small however often the checks are traced.
 _MESSAGES: set[str] = set()
 
 
