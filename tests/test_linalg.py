@@ -109,11 +109,26 @@ def test_naive_trace_is_calculus_hessian_trace():
     assert_close(result.estimate, jnp.trace(hessian), rtol=1e-10)
 
 
-def test_batch_size_does_not_change_the_estimate():
-    kwargs = dict(key=jr.key(8), num_probes=10, method="hutchinson")
+# 4 leaves a remainder batch; 12 and 40 hold every probe in one batch (one vmap, no
+# loop); each must give what one probe at a time gives.
+@pytest.mark.parametrize("batch_size", [4, 12, 40])
+@pytest.mark.parametrize("method", ["hutchinson", "hutch++"])
+def test_batch_size_does_not_change_the_trace(method, batch_size):
+    kwargs = dict(key=jr.key(8), num_probes=12, method=method)
     one = gh.linalg.shape_operator_trace(LOSS, METRIC, POINT, **kwargs)
     batched = gh.linalg.shape_operator_trace(
-        LOSS, METRIC, POINT, batch_size=4, **kwargs
+        LOSS, METRIC, POINT, batch_size=batch_size, **kwargs
+    )
+    assert_close(batched.estimate, one.estimate, rtol=1e-12)
+    assert_close(batched.std_error, one.std_error, rtol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [2, 3, 8])
+def test_batch_size_does_not_change_the_logdet(batch_size):
+    kwargs = dict(key=jr.key(8), num_probes=3, num_iterations=D, shift=10.0)
+    one = gh.linalg.shape_operator_logdet(LOSS, METRIC, POINT, **kwargs)
+    batched = gh.linalg.shape_operator_logdet(
+        LOSS, METRIC, POINT, batch_size=batch_size, **kwargs
     )
     assert_close(batched.estimate, one.estimate, rtol=1e-12)
     assert_close(batched.std_error, one.std_error, rtol=1e-12)

@@ -245,6 +245,17 @@ def _mean_and_error(samples):
 # ---------------------------------------------------------------------------------
 
 
+def _map_probes(fn, xs, batch_size):
+    """`jax.lax.map(fn, xs, batch_size=batch_size)`, but one `vmap` when a single
+    batch holds every probe: `lax.map` would still wrap that batch in a one-trip
+    scan, and XLA:CPU runs a convolution inside a loop many times slower than
+    outside one (`benchmarks/profile_curvature.md`, sections 1 and 2)."""
+    n = jax.tree_util.tree_leaves(xs)[0].shape[0]
+    if batch_size is not None and batch_size >= n:
+        return jax.vmap(fn)(xs)
+    return jax.lax.map(fn, xs, batch_size=batch_size)
+
+
 def _hutchinson(op, key, num_probes, batch_size):
     # On the pytree itself, one Rademacher array per leaf: raveling each probe and
     # unraveling each product would copy every parameter four times per probe.
@@ -252,7 +263,7 @@ def _hutchinson(op, key, num_probes, batch_size):
         z = tree_random(jr.rademacher, k, op.x)
         return tree_vdot(z, op.apply_tree(z))
 
-    samples = jax.lax.map(sample, jr.split(key, num_probes), batch_size=batch_size)
+    samples = _map_probes(sample, jr.split(key, num_probes), batch_size=batch_size)
     return _mean_and_error(samples)
 
 
@@ -263,13 +274,13 @@ def _hutch_plus_plus(op, flat, key, num_probes, batch_size):
     # The sketch: range of E S for a Rademacher S, then an orthonormal basis U
     # (Householder QR, so U is orthonormal even when E S is rank deficient).
     S = jr.rademacher(sketch_key, (k, d), flat.dtype)
-    Y = jax.lax.map(op.apply, S, batch_size=batch_size)
+    Y = _map_probes(op.apply, S, batch_size=batch_size)
     U = jnp.linalg.qr(Y.T)[0].T  # (r, d), r = min(k, d)
     # The G-orthogonal projector onto span(U) is P = U^T M^{-1} U G with
     # M = U G U^T; since E is G-self-adjoint, tr(P E) = tr(M^{-1} U H U^T), a small
     # symmetric problem.
-    GU = jax.lax.map(op.mvp, U, batch_size=batch_size)
-    HU = jax.lax.map(op.hvp, U, batch_size=batch_size)
+    GU = _map_probes(op.mvp, U, batch_size=batch_size)
+    HU = _map_probes(op.hvp, U, batch_size=batch_size)
     M = U @ GU.T
     M = 0.5 * (M + M.T)
     A = U @ HU.T
@@ -291,7 +302,7 @@ def _hutch_plus_plus(op, flat, key, num_probes, batch_size):
         )
 
     num_residual = num_probes - 2 * k
-    samples = jax.lax.map(
+    samples = _map_probes(
         sample, jr.split(residual_key, num_residual), batch_size=batch_size
     )
     tail, error = _mean_and_error(samples)
@@ -494,7 +505,7 @@ def _slq_nodes_weights(op, flat, key, num_probes, num_iterations, batch_size):
         weights = decomposition.start_norm * (c @ S) * S[0]
         return theta, weights
 
-    return jax.lax.map(probe, jr.split(key, num_probes), batch_size=batch_size)
+    return _map_probes(probe, jr.split(key, num_probes), batch_size=batch_size)
 
 
 def _check_slq(caller, key, num_probes, num_iterations, x):
