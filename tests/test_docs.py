@@ -11,6 +11,8 @@ import ast
 import inspect
 import pathlib
 import re
+import subprocess
+import sys
 import types
 
 import pytest
@@ -128,3 +130,91 @@ def test_notebook_is_in_the_nav(notebook):
 def test_nav_pages_exist():
     for entry in _nav():
         assert (ROOT / "docs" / entry).exists(), f"mkdocs.yml nav names missing {entry}"
+
+
+# ---------------------------------------------------------------------------------
+# The code on the pages runs, and returns what the pages say
+# ---------------------------------------------------------------------------------
+
+FENCE = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+CODE_PAGES = [
+    str(page.relative_to(ROOT))
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    if FENCE.search(page.read_text())
+]
+
+# What the prose around each page's code claims, checked in the page's namespace after
+# its blocks ran (in order, as a reader pastes them).
+CLAIMS = {
+    "README.md": """
+eig_theta = gh.hessian_invariants(loss0, gh.metrics.Euclidean(2), theta).eigenvalues
+eig_psi = gh.hessian_invariants(loss0_psi, metric0_psi, polar(theta)).eigenvalues
+np.testing.assert_allclose(eig_psi, eig_theta, rtol=1e-12)
+naive = jnp.linalg.eigvalsh(jax.hessian(loss0_psi)(polar(theta)))
+assert np.max(np.abs(naive - eig_theta)) > 0.1
+# The network: the invariant trace in psi estimates the exact trace of the Hessian in
+# theta (Euclidean there); the Euclidean trace in psi is off by far more.
+flat, unravel = jax.flatten_util.ravel_pytree(params)
+exact = np.trace(jax.hessian(lambda u: loss(unravel(u)))(flat))
+est = gh.linalg.shape_operator_trace(loss_psi, metric_psi, psi, key=key)
+assert abs(est.estimate - exact) <= 4 * est.std_error + 1e-6 * abs(exact), (est, exact)
+naive = gh.linalg.hessian_trace(loss_psi, psi, key=key).estimate
+assert abs(naive - exact) > 10 * abs(exact), (naive, exact)
+hv = gh.covariant_hvp(loss_psi, metric_psi, psi, v)
+assert jax.tree.structure(hv) == jax.tree.structure(params)
+""",
+    "docs/getting-started.md": """
+eig = gh.hessian_invariants(loss_psi, metric_psi, polar(theta)).eigenvalues
+np.testing.assert_allclose(eig, [0.15852904, 1.0], rtol=1e-5)
+naive = jnp.linalg.eigvalsh(jax.hessian(loss_psi)(polar(theta)))
+np.testing.assert_allclose(naive, [-0.767, 0.343], atol=5e-4)
+cartesian = theta - jnp.linalg.solve(jax.hessian(loss)(theta), jax.grad(loss)(theta))
+newton = polar.inverse(gh.exp_map(connection, psi, eta))
+np.testing.assert_allclose(newton, cartesian, rtol=1e-4, atol=1e-4)
+assert gh.classify_critical_point(loss, theta).kind == "not-critical"
+""",
+}
+
+
+def _page_script(page):
+    script = "\n\n".join(FENCE.findall((ROOT / page).read_text()))
+    if page == "README.md":
+        # The README's first block names its 2-D example `loss`, `metric_psi` and
+        # `loss_psi`, and the network block reuses those names: keep the first ones.
+        first, rest = script.split("import jax.random as jr", 1)
+        script = (
+            first
+            + "loss0, metric0_psi, loss0_psi = loss, metric_psi, loss_psi\n"
+            + "import jax.random as jr"
+            + rest
+        )
+    return script
+
+
+def test_every_page_with_code_has_its_claims_checked():
+    assert "README.md" in CODE_PAGES
+    assert set(CODE_PAGES) == set(CLAIMS), (
+        "a page with ```python blocks needs an entry in CLAIMS (what its prose "
+        "says the code returns)",
+        CODE_PAGES,
+    )
+
+
+@pytest.mark.parametrize("page", CODE_PAGES)
+def test_page_code_runs_and_returns_what_the_page_says(page):
+    # In a fresh interpreter: a reader's session, without this suite's x64 and
+    # strict-promotion settings (the page sets what it needs).
+    script = (
+        "import jax.flatten_util\nimport numpy as np\n"
+        + _page_script(page)
+        + "\n"
+        + CLAIMS[page]
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"{page}:\n{result.stderr[-3000:]}"
