@@ -115,6 +115,7 @@ def lanczos(
 
     state = dict(
         V=jnp.zeros((m, d), dtype),
+        v=jnp.zeros((d,), dtype),  # row `j` of `V`, carried on its own (see `step`)
         Z=None if euclidean else jnp.zeros((m, d), dtype),
         alphas=jnp.zeros((m,), dtype),
         betas=jnp.zeros((m,), dtype),
@@ -133,7 +134,8 @@ def lanczos(
         norm = jnp.sqrt(jnp.maximum(jnp.vdot(r, Gr), 0))
         safe = jnp.where(norm > 0, norm, 1)
         s = dict(s)
-        s["V"] = s["V"].at[j].set(r / safe)
+        s["v"] = r / safe
+        s["V"] = s["V"].at[j].set(s["v"])
         if not euclidean:
             s["Z"] = s["Z"].at[j].set(Gr / safe)
         s["start_norm"] = jnp.where(j == 0, norm, s["start_norm"])
@@ -141,8 +143,11 @@ def lanczos(
         return s
 
     def step(s):
-        j, V, Z = s["j"], s["V"], s["Z"]
-        v = V[j]
+        # `v` is carried rather than read as `V[j]`: XLA fuses a slice of `V` into
+        # the many consumers of `v` inside `apply_h`, and then cannot update `V` in
+        # place, so it copied the whole `(m, d)` basis twice per step (measured:
+        # about half a covariant HVP per step on the 1M-parameter MLP).
+        j, V, Z, v = s["j"], s["V"], s["Z"], s["v"]
         h = apply_h(v)
         w = h if euclidean else apply_g_inv(h)
         alpha = jnp.vdot(v, h)
@@ -156,7 +161,8 @@ def lanczos(
         # last step `j + 1 == m` is out of bounds and the write is dropped.
         scale = jnp.where(breakdown | ~(beta > 0), 0, 1 / jnp.where(beta > 0, beta, 1))
         s = dict(s)
-        s["V"] = V.at[j + 1].set(scale * w, mode="drop")
+        s["v"] = scale * w
+        s["V"] = V.at[j + 1].set(s["v"], mode="drop")
         if not euclidean:
             s["Z"] = Z.at[j + 1].set(scale * Gw, mode="drop")
         s["alphas"] = s["alphas"].at[j].set(alpha)
