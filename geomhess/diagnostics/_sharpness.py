@@ -83,7 +83,9 @@ def sharpness(
         num_probes: the Hutch++ budget per trace (at least 3).
         k: how many top eigenvalues.
         num_iterations: Lanczos steps per eigenvalue run (capped at `d`).
-        batch_size: Hutch++ probes evaluated at once (`jax.lax.map`).
+        batch_size: Hutch++ probes evaluated at once, default one (as in
+            [`shape_operator_trace`][geomhess.linalg.shape_operator_trace]: at
+            least the number of probes runs them all in one `vmap`, with no loop).
 
     Returns:
         A [`Sharpness`][geomhess.diagnostics.Sharpness]. Cost:

@@ -179,7 +179,9 @@ def log_evidence(
         num_iterations: Lanczos steps per probe (capped at `d`).
         dense: compute `log det E` exactly from the dense `(d, d)` matrices (for
             small `d`; `d` covariant HVPs and a generalized eigenproblem).
-        batch_size: SLQ probes evaluated at once (`jax.lax.map`).
+        batch_size: SLQ probes evaluated at once, default one (as in
+            [`shape_operator_trace`][geomhess.linalg.shape_operator_trace]: at
+            least the number of probes runs them all in one `vmap`, with no loop).
 
     Returns:
         An [`Evidence`][geomhess.laplace.Evidence]. Cost (SLQ):

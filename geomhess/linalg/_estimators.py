@@ -363,8 +363,12 @@ def shape_operator_trace(
         num_probes: the budget: the number of covariant HVPs (at least 1 for
             Hutchinson, 3 for Hutch++).
         method: `"hutch++"` (default) or `"hutchinson"`.
-        batch_size: how many probes to evaluate at once (`jax.lax.map`'s
-            `batch_size`); default one at a time, memory `O(d)` per probe.
+        batch_size: how many probes to evaluate at once; default one at a time
+            (a loop, memory `O(d)`). Smaller than the number of probes: a loop over
+            batches (`jax.lax.map`), memory `O(batch_size d)`; at least the number
+            of probes: all in one `vmap` with no loop, the fastest where memory
+            allows (on XLA:CPU a convolution inside a loop is many times slower,
+            `benchmarks/profile_curvature.md`).
 
     Returns:
         A [`TraceEstimate`][geomhess.linalg.TraceEstimate] with `.estimate`,
@@ -563,7 +567,9 @@ def shape_operator_logdet(
         num_probes: the number of Rademacher probes (>= 2 for an error estimate).
         num_iterations: Lanczos steps per probe (capped at `d`; exact at `d`).
         shift: a number added to every eigenvalue.
-        batch_size: probes evaluated at once (`jax.lax.map`), default one.
+        batch_size: probes evaluated at once, default one (as in
+            [`shape_operator_trace`][geomhess.linalg.shape_operator_trace]: at
+            least `num_probes` runs them all in one `vmap`, with no loop).
 
     Returns:
         A [`LogdetEstimate`][geomhess.linalg.LogdetEstimate]. Cost:
@@ -637,7 +643,8 @@ def shape_operator_density(
         sigma: the smoothing width; default 1% of the grid's span.
         num_probes: the number of probes.
         num_iterations: Lanczos steps per probe (capped at `d`).
-        batch_size: probes evaluated at once, default one.
+        batch_size: probes evaluated at once, default one (as in
+            [`shape_operator_trace`][geomhess.linalg.shape_operator_trace]).
 
     Returns:
         A [`SpectralDensity`][geomhess.linalg.SpectralDensity] with `.grid`,
