@@ -9,7 +9,9 @@ Usage:
 Each benchmark is a module (`bench_dense.py`, `bench_network.py`, `bench_optim.py`,
 `bench_curvature.py`)
 that declares its problems, contenders and goals and leaves the timing, the check
-before timing, the environment record and the tables to `benchmarks/_harness.py`.
+before timing, the environment record and the tables to `benchmarks/_harness.py`
+(and the concerns beside it to `_baselines.py`, `_memory.py`, `_peers.py` and
+`_solvers.py`).
 Each runs in its own subprocess (its own JAX configuration: x64 on for dense and
 optim, off for the float32 network), which saves its payload to
 `benchmarks/.results/NAME.json`; this process then renders the page from that JSON,

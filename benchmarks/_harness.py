@@ -28,6 +28,13 @@ A benchmark module (`bench_*.py`) has `run(quick) -> payload` (JSON-able, with t
 `environment()` record) and `render(payload) -> markdown`; `python -m benchmarks`
 runs each in its own subprocess, saves the payload with `save_json` and writes its
 page with `write_page`, and `--render` redoes the pages from the saved JSON.
+
+Beside the harness, one private module per concern that is no benchmark's own:
+`_baselines.py` (the references written by hand in plain JAX: the PyHessian way,
+a plain Lanczos, floors, the geometry of a step), `_memory.py` (memory against size,
+one fresh process per size), `_peers.py` (peer libraries in their own venvs, driven
+as JSON-line workers) and `_solvers.py` (geomhess's optimizers run to a gradient
+tolerance).
 """
 
 import dataclasses
@@ -115,6 +122,22 @@ def _leaves(tree):
     return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
 
 
+def max_abs(tree):
+    """The largest absolute entry of a pytree of arrays (0 when it has none)."""
+    return max((float(np.max(np.abs(a))) for a in _leaves(tree) if a.size), default=0.0)
+
+
+def max_abs_diff(a, b):
+    """The largest absolute difference of two pytrees of arrays of the same shapes."""
+    return max(
+        (
+            float(np.max(np.abs(x - y)))
+            for x, y in zip(_leaves(a), _leaves(b), strict=True)
+        ),
+        default=0.0,
+    )
+
+
 def check_against(reference, output, rtol):
     """Max abs difference of `output` from `reference` (pytrees of arrays); raises
     `CheckError` above `rtol` times the reference's largest entry (or 1)."""
@@ -126,11 +149,7 @@ def check_against(reference, output, rtol):
             f"structure differs: shapes {[a.shape for a in out]} against the "
             f"reference's {[a.shape for a in ref]}"
         )
-    diff = max(
-        (float(np.max(np.abs(a - b))) for a, b in zip(ref, out, strict=True)),
-        default=0.0,
-    )
-    scale = max((float(np.max(np.abs(a))) for a in ref if a.size), default=0.0)
+    diff, scale = max_abs_diff(ref, out), max_abs(ref)
     if not diff <= rtol * max(1.0, scale):
         raise CheckError(
             f"max abs difference {diff:.3g} from the reference (largest entry "
@@ -570,6 +589,18 @@ def render_table(
         cells += [cell(problem, name, t) for _, cell in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def report_cell(results, key, fmt=str):
+    """A `render_table` column's cell from the custom checks' reports: `fmt` of
+    `results[problem][CHECK][name][key]`, "-" where that report has no entry (a
+    dict) for the contender."""
+
+    def cell(problem, name, row):
+        entry = results[problem].get(CHECK, {}).get(name)
+        return fmt(entry[key]) if isinstance(entry, Mapping) else "-"
+
+    return cell
 
 
 def evaluate_goal(goal, results, labels=None):

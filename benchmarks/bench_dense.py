@@ -50,7 +50,8 @@ import numpy as np  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
-from benchmarks import _harness as hz  # noqa: E402
+from benchmarks import _harness as hz, _peers  # noqa: E402
+from geomhess._core.tree import tree_random  # noqa: E402
 
 
 PAGE = "README.md"
@@ -169,14 +170,7 @@ def run_geomstats(problems, *, budget_s, backend=None):
     """`geomstats_worker.py` in `.venv-geomstats`: `(timings, values, versions)`, or
     `(None, None, reason)` when the environment is missing or the worker fails."""
     if not PEER_PYTHON.exists():
-        return (
-            None,
-            None,
-            (
-                f"{PEER_PYTHON.relative_to(hz.ROOT)} not found (run "
-                "`bash benchmarks/setup_peers.sh`)"
-            ),
-        )
+        return None, None, _peers.missing(PEER_PYTHON, "setup_peers.sh")
     with tempfile.TemporaryDirectory() as tmp:
         problem_path = pathlib.Path(tmp) / "problem.npz"
         values_path = pathlib.Path(tmp) / "values.npz"
@@ -239,9 +233,11 @@ def dense_check(theirs):
 # The MLP
 
 
-def make_mlp_loss(key, sizes, batch, dtype):
-    """`(params, loss, tangent)`: MSE of a tanh MLP (a dict of arrays `w0, b0, ...`,
-    LeCun-normal weights) on fixed synthetic data, and a random tangent."""
+def tanh_mlp(key, sizes, batch, dtype):
+    """A tanh MLP and fixed synthetic data: `(params, model, inputs, targets, key)`,
+    the parameters a dict of arrays `w0, b0, ...` (LeCun-normal weights), `model(p,
+    x)` its outputs, and the key left for the tangents. `bench_network.py` builds
+    its network on it too."""
     k_params, k_x, k_y, k_v = jr.split(key, 4)
     keys = jr.split(k_params, len(sizes) - 1)
     params = {}
@@ -254,21 +250,26 @@ def make_mlp_loss(key, sizes, batch, dtype):
     targets = jr.normal(k_y, (batch, sizes[-1]), dtype)
     n_layers = len(sizes) - 1
 
-    def loss(p):
-        h = inputs
+    def model(p, x):
+        h = x
         for i in range(n_layers):
             h = h @ p[f"w{i}"] + p[f"b{i}"]
             if i < n_layers - 1:
                 h = jnp.tanh(h)
-        return jnp.mean((h - targets) ** 2)
+        return h
 
-    leaves, treedef = jtu.tree_flatten(params)
-    keys = jr.split(k_v, len(leaves))
-    tangent = jtu.tree_unflatten(
-        treedef,
-        [jr.normal(k, leaf.shape, dtype) for k, leaf in zip(keys, leaves, strict=True)],
-    )
-    return params, loss, tangent
+    return params, model, inputs, targets, k_v
+
+
+def make_mlp_loss(key, sizes, batch, dtype):
+    """`(params, loss, tangent)`: the MSE of a `tanh_mlp` on its data, and a random
+    tangent."""
+    params, model, inputs, targets, k_v = tanh_mlp(key, sizes, batch, dtype)
+
+    def loss(p):
+        return jnp.mean((model(p, inputs) - targets) ** 2)
+
+    return params, loss, tree_random(jr.normal, k_v, params)
 
 
 def diagonal_metric():

@@ -15,12 +15,14 @@ On an MLP with about a million parameters (float32, CPU), all in one run:
    naive `hessian_eigenvalues`.
 4. Memory against the parameter count (MLPs of about 0.1M, 0.3M, 1M and 3M
    parameters), each size in a fresh subprocess
-   (`python -m benchmarks.bench_network --memory-worker WIDTH`): XLA's compiled
-   buffer sizes and the measured peak resident memory of the first execution.
+   (`python -m benchmarks.bench_network --memory-worker WIDTH`, through
+   `benchmarks/_memory.py`): XLA's compiled buffer sizes and the measured peak
+   resident memory of the first execution.
 
-Every number is checked before it is timed (closed forms, the same probes by hand,
-residual bounds); `benchmarks/_harness.py` compiles ahead of time (timed apart,
-with XLA's buffer sizes) and times rotating rounds.
+The PyHessian way, the plain Lanczos and the plain HVP are written in plain JAX in
+`benchmarks/_baselines.py`. Every number is checked before it is timed (closed
+forms, the same probes by hand, residual bounds); `benchmarks/_harness.py` compiles
+ahead of time (timed apart, with XLA's buffer sizes) and times rotating rounds.
 
     python -m benchmarks --only network [--quick]
 """
@@ -34,13 +36,10 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import ctypes  # noqa: E402
-import gc  # noqa: E402
+import functools as ft  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
-import pathlib  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 import jax  # noqa: E402
@@ -51,8 +50,9 @@ import numpy as np  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
-from benchmarks import _harness as hz  # noqa: E402
-from geomhess._core.tree import tree_random  # noqa: E402
+from benchmarks import _baselines as bl, _harness as hz, _memory  # noqa: E402
+from benchmarks.bench_dense import diagonal_metric, tanh_mlp  # noqa: E402
+from geomhess._core.tree import tree_vdot  # noqa: E402
 
 
 PAGE = "results_network.md"
@@ -103,8 +103,8 @@ FULL = {
     "k": 5,
     "memory_widths": (288, 512, 1024, 1728),  # ~0.1M, 0.3M, 1.1M, 3.1M parameters
     "memory_ops": None,  # all
-    "rounds": {"hvp": 41, "gn": 11, "trace": 9, "eig": 7},
-    "budget_s": {"hvp": 30.0, "gn": 15.0, "trace": 75.0, "eig": 75.0},
+    "rounds": {"hvp": 41, "gauss_newton": 11, "trace": 9, "eig": 7},
+    "budget_s": {"hvp": 30.0, "gauss_newton": 15.0, "trace": 75.0, "eig": 75.0},
     "round_s": 0.15,
 }
 QUICK = {
@@ -114,14 +114,10 @@ QUICK = {
     "k": 5,
     "memory_widths": (32, 64),
     "memory_ops": ("trace_invariant",),
-    "rounds": {"hvp": 5, "gn": 3, "trace": 3, "eig": 3},
-    "budget_s": {"hvp": 1.0, "gn": 1.0, "trace": 1.0, "eig": 1.0},
+    "rounds": {"hvp": 5, "gauss_newton": 3, "trace": 3, "eig": 3},
+    "budget_s": {"hvp": 1.0, "gauss_newton": 1.0, "trace": 1.0, "eig": 1.0},
     "round_s": 0.02,
 }
-
-# PyHessian's defaults for `hessian.eigenvalues` (Yao et al. 2020).
-POWER_MAX_ITER = 100
-POWER_TOL = 1e-3
 
 
 # --------------------------------------------------------------------------------------
@@ -133,7 +129,8 @@ def mlp_widths(width):
 
 
 def make_problem(sizes, batch, seed=0):
-    """A tanh MLP (dict of float32 arrays), MSE on fixed synthetic data, and its chart.
+    """A tanh MLP (`bench_dense.tanh_mlp`, float32), a weighted MSE on its fixed
+    synthetic data, and a per-layer chart.
 
     Returns a dict: `theta` (parameters), `loss` (of `theta`), `model`, `inputs`,
     `chart`, `psi = chart(theta)`, `psi_loss` (the same loss in `psi` coordinates,
@@ -141,26 +138,7 @@ def make_problem(sizes, batch, seed=0):
     of `theta` carried through the chart), `v_theta`, `v_psi` (tangent vectors) and
     `n_params`.
     """
-    k_params, k_x, k_y, k_v = jr.split(jr.PRNGKey(seed), 4)
-    keys = jr.split(k_params, len(sizes) - 1)
-    theta = {}
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        theta[f"w{i}"] = jr.normal(keys[i], (fan_in, fan_out), DTYPE) / math.sqrt(
-            fan_in
-        )
-        theta[f"b{i}"] = jnp.zeros(fan_out, DTYPE)
-    inputs = jr.normal(k_x, (batch, sizes[0]), DTYPE)
-    targets = jr.normal(k_y, (batch, sizes[-1]), DTYPE)
-    n_layers = len(sizes) - 1
-
-    def model(p, x):
-        h = x
-        for i in range(n_layers):
-            h = h @ p[f"w{i}"] + p[f"b{i}"]
-            if i < n_layers - 1:
-                h = jnp.tanh(h)
-        return h
-
+    theta, model, inputs, targets, k_v = tanh_mlp(jr.PRNGKey(seed), sizes, batch, DTYPE)
     # Per-output weights 2^(-o/4): with equal weights the output layer's block of
     # the Hessian is `diag(w) (x) (h^T h)`, a 16-fold (nearly) repeated top
     # eigenvalue that neither power iteration nor 30 Lanczos steps resolve, and the
@@ -198,146 +176,11 @@ def make_problem(sizes, batch, seed=0):
     }
 
 
-def diagonal_metric():
-    """`G(p) = diag(1 + p^2)` leaf by leaf: position dependent, Christoffels nonzero."""
-    return gh.metrics.Diagonal(lambda p: jtu.tree_map(lambda w: 1 + w**2, p))
-
-
-# --------------------------------------------------------------------------------------
-# Plain JAX references: what one writes by hand, and the PyHessian way
-
-
-def plain_hvp(loss, x, v):
-    return jax.jvp(jax.grad(loss), (x,), (v,))[1]
-
-
-def tree_vdot(a, b):
-    return sum(
-        jnp.vdot(x, y)
-        for x, y in zip(jtu.tree_leaves(a), jtu.tree_leaves(b), strict=True)
-    )
-
-
-def mean_and_error(samples):
-    n = samples.shape[0]
-    return jnp.mean(samples), jnp.std(samples, ddof=1) / jnp.sqrt(jnp.asarray(n, DTYPE))
-
-
-def rademacher_like(key, x):
-    """One Rademacher array per leaf of `x`, as PyHessian draws them: the same
-    probes as geomhess's estimators (`geomhess._core.tree.tree_random`)."""
-    return tree_random(jr.rademacher, key, x)
-
-
-def pyhessian_trace(loss, x, key, num_probes):
-    """Hutchinson's trace the PyHessian way: `z^T H z` over Rademacher `z`.
-
-    As `PyHessian.trace`: one Rademacher tensor per parameter tensor, a plain HVP
-    (`jax.jvp` of `jax.grad`), the mean over probes; here a fixed `num_probes`
-    (PyHessian stops early once the running mean moves less than 1e-3) and the
-    probes run one after another in `lax.map`. Returns `(estimate, std_error)`.
-    """
-
-    def sample(k):
-        z = rademacher_like(k, x)
-        return tree_vdot(z, plain_hvp(loss, x, z))
-
-    return mean_and_error(jax.lax.map(sample, jr.split(key, num_probes)))
-
-
-def by_hand_invariant_trace(loss, scale_sq_flat, x, key, num_probes):
-    """The invariant trace in the scaled chart, by hand: `z^T (s^2 * H z)`.
-
-    In `psi = s theta` the Euclidean metric of `theta` is `diag(1 / s^2)`, so
-    `G^{-1} H z = s^2 * H z`. The probes are drawn exactly as geomhess draws them
-    (one Rademacher array per leaf, keys from `jr.split(key, num_probes)`), so the
-    estimate must equal `gh.linalg.shape_operator_trace`'s to float32 round-off.
-    """
-    scale_sq = ravel_pytree(x)[1](scale_sq_flat)
-
-    def sample(k):
-        z = rademacher_like(k, x)
-        hz = plain_hvp(loss, x, z)
-        return tree_vdot(z, jtu.tree_map(jnp.multiply, scale_sq, hz))
-
-    return mean_and_error(jax.lax.map(sample, jr.split(key, num_probes)))
-
-
-def pyhessian_eigenvalues(loss, x, key, k, max_iter=POWER_MAX_ITER, tol=POWER_TOL):
-    """Top-`k` eigenvalues (by magnitude) the PyHessian way, with iterations and vectors.
-
-    As `PyHessian.eigenvalues`: for each eigenvalue in turn, power iteration from a
-    normalized Gaussian vector; each step orthogonalizes against the eigenvectors
-    found so far (deflation), takes a plain HVP, the Rayleigh quotient `v^T H v`, and
-    normalizes `H v`; it stops when the quotient changes by less than `tol`
-    relatively, or after `max_iter` HVPs. Returns the eigenvalues `(k,)`, the HVPs
-    each took `(k,)` and the unit eigenvectors `(k, d)` (flat).
-    """
-    flat, unravel = ravel_pytree(x)
-
-    def hvp(v):
-        return ravel_pytree(plain_hvp(loss, x, unravel(v)))[0]
-
-    def normalize(v):
-        return v / jnp.linalg.norm(v)
-
-    found = jnp.zeros((k, flat.shape[0]), flat.dtype)  # unfilled rows are zero
-    eigenvalues, iterations = [], []
-    for i, key_i in enumerate(jr.split(key, k)):
-
-        def cond(state):
-            _, value, previous, step = state
-            changed = jnp.abs(value - previous) >= tol * (jnp.abs(previous) + 1e-6)
-            return (step < max_iter) & ((step < 2) | changed)
-
-        def body(state, found=found):
-            v, value, _, step = state
-            v = normalize(v - (found @ v) @ found)
-            hv = hvp(v)
-            return normalize(hv), jnp.vdot(hv, v), value, step + 1
-
-        v0 = normalize(jr.normal(key_i, flat.shape, flat.dtype))
-        zero = jnp.zeros((), flat.dtype)
-        v, value, _, steps = jax.lax.while_loop(cond, body, (v0, zero, zero, 0))
-        found = found.at[i].set(v)
-        eigenvalues.append(value)
-        iterations.append(steps)
-    return jnp.stack(eigenvalues), jnp.stack(iterations), found
-
-
-def plain_lanczos_eigenvalues(loss, x, key, k, num_iterations):
-    """Top-`k` (by magnitude) Ritz values of plain Lanczos on plain HVPs.
-
-    Euclidean Lanczos with full reorthogonalization (classical Gram-Schmidt twice),
-    from the same start vector geomhess draws for this key, `num_iterations` HVPs.
-    No restart on breakdown (none happens here).
-    """
-    flat, unravel = ravel_pytree(x)
-    d, m = flat.shape[0], num_iterations
-
-    def hvp(v):
-        return ravel_pytree(plain_hvp(loss, x, unravel(v)))[0]
-
-    v0 = jr.normal(jr.split(key)[0], flat.shape, flat.dtype)
-    V = jnp.zeros((m, d), flat.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
-
-    def step(j, state):
-        V, alphas, betas = state
-        w = hvp(V[j])
-        alpha = jnp.vdot(V[j], w)
-        for _ in range(2):
-            w = w - (V @ w) @ V
-        beta = jnp.linalg.norm(w)
-        V = V.at[j + 1].set(w / beta, mode="drop")
-        return V, alphas.at[j].set(alpha), betas.at[j].set(beta)
-
-    zeros = jnp.zeros((m,), flat.dtype)
-    V, alphas, betas = jax.lax.fori_loop(0, m, step, (V, zeros, zeros))
-    T = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
-    theta, S = jnp.linalg.eigh(T)
-    residuals = jnp.abs(betas[-1] * S[-1])
-    order = jnp.argsort(-jnp.abs(theta))[:k]
-    return theta[order], residuals[order]
+def problem_args(problem):
+    """The one argument of every compared function: the points, the tangents and
+    the probes' keys (`key2` for the references computed with other probes)."""
+    points = {name: problem[name] for name in ("theta", "psi", "v_theta", "v_psi")}
+    return {**points, "key": jr.key(1), "key2": jr.key(2)}
 
 
 # --------------------------------------------------------------------------------------
@@ -355,7 +198,7 @@ def hvp_functions(problem):
         ),
         "hvp": (
             "plain HVP at theta: `jax.jvp(jax.grad(loss), (theta,), (v,))[1]`",
-            lambda a: plain_hvp(loss, a["theta"], a["v_theta"]),
+            lambda a: bl.plain_hvp(loss, a["theta"], a["v_theta"]),
         ),
         "hvp_and_grad": (
             "HVP and gradient at theta: both outputs of that `jax.jvp`",
@@ -363,7 +206,7 @@ def hvp_functions(problem):
         ),
         "hvp_psi": (
             "plain HVP at psi of `psi_loss` (the loss through the chart)",
-            lambda a: plain_hvp(psi_loss, a["psi"], a["v_psi"]),
+            lambda a: bl.plain_hvp(psi_loss, a["psi"], a["v_psi"]),
         ),
         "cov_chart": (
             "`gh.covariant_hvp(psi_loss, Euclidean().reparametrize(chart), psi, v)`",
@@ -379,14 +222,15 @@ def hvp_functions(problem):
 def trace_functions(problem, num_probes):
     psi_loss = problem["psi_loss"]
     psi_metric = problem["psi_metric"]
-    scale_sq = ravel_pytree(
-        jtu.tree_map(lambda s, w: jnp.full_like(w, s**2), SCALES, problem["theta"])
-    )[0]
+    # In `psi = s theta` the Euclidean metric of `theta` is `diag(1 / s^2)`.
+    scale_sq = jtu.tree_map(
+        lambda s, w: jnp.full_like(w, s**2), SCALES, problem["theta"]
+    )
     kw = {"num_probes": num_probes, "method": "hutchinson"}
     return {
         "pyhessian_psi": (
             "naive, PyHessian way, at psi: `z^T H z`",
-            lambda a: pyhessian_trace(psi_loss, a["psi"], a["key"], num_probes),
+            lambda a: bl.hutchinson_trace(psi_loss, a["psi"], a["key"], num_probes),
         ),
         "gh_naive_psi": (
             "naive, `gh.linalg.hessian_trace(psi_loss, psi)`",
@@ -405,8 +249,8 @@ def trace_functions(problem, num_probes):
         ),
         "by_hand_invariant_psi": (
             "invariant by hand at psi: `z^T (s^2 * H z)`, geomhess's probes",
-            lambda a: by_hand_invariant_trace(
-                psi_loss, scale_sq, a["psi"], a["key"], num_probes
+            lambda a: bl.hutchinson_trace(
+                psi_loss, a["psi"], a["key"], num_probes, scale=scale_sq
             ),
         ),
     }
@@ -422,13 +266,13 @@ def eig_functions(problem, k):
     kw = {"k": k, "which": "magnitude"}
     return {
         "pyhessian_psi": (
-            f"naive, PyHessian power iteration + deflation (<= {POWER_MAX_ITER} "
-            f"HVPs each, tol {POWER_TOL:g})",
-            lambda a: pyhessian_eigenvalues(psi_loss, a["psi"], a["key"], k),
+            f"naive, PyHessian power iteration + deflation (<= {bl.POWER_MAX_ITER} "
+            f"HVPs each, tol {bl.POWER_TOL:g})",
+            lambda a: bl.pyhessian_eigenvalues(psi_loss, a["psi"], a["key"], k),
         ),
         "lanczos_psi": (
             f"naive, plain-JAX Lanczos ({num_iterations} HVPs, full reorth.)",
-            lambda a: plain_lanczos_eigenvalues(
+            lambda a: bl.plain_lanczos_eigenvalues(
                 psi_loss, a["psi"], a["key"], k, num_iterations
             ),
         ),
@@ -458,17 +302,6 @@ def _ritz(result):
 # Checks (before anything is timed)
 
 
-def max_abs_diff_tree(a, b):
-    return max(
-        float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
-        for x, y in zip(jtu.tree_leaves(a), jtu.tree_leaves(b), strict=True)
-    )
-
-
-def max_abs_tree(a):
-    return max(float(np.max(np.abs(np.asarray(x)))) for x in jtu.tree_leaves(a))
-
-
 def fail(message):
     raise hz.CheckError(f"{message}; refusing to time wrong numbers")
 
@@ -487,7 +320,7 @@ def check_hvp(problem):
     tensor = jtu.tree_map(
         lambda s, h: h / s,
         SCALES,
-        jax.jit(plain_hvp, static_argnums=0)(loss, theta, unscaled),
+        jax.jit(bl.plain_hvp, static_argnums=0)(loss, theta, unscaled),
     )
     df, hv = jax.jit(lambda p, v: jax.jvp(jax.grad(loss), (p,), (v,)))(
         theta, problem["v_theta"]
@@ -504,11 +337,12 @@ def check_hvp(problem):
             ("cov_chart", tensor, "s^-1 H_theta s^-1 v"),
             ("cov_diagonal", closed, "closed form"),
         ):
-            diff = max_abs_diff_tree(outputs[name], reference)
-            scale = max_abs_tree(reference)
+            diff = hz.max_abs_diff(outputs[name], reference)
+            scale = hz.max_abs(reference)
             if not diff <= 1e-4 * scale:
                 fail(
-                    f"{name} vs {against}: max abs difference {diff:.3g} (scale {scale:.3g})"
+                    f"{name} vs {against}: max abs difference {diff:.3g} "
+                    f"(scale {scale:.3g})"
                 )
             report[f"{name} vs {against}"] = (diff, scale)
         return report
@@ -527,29 +361,27 @@ def check_trace(theta_reference):
         outputs = jax.device_get(outputs)
         est = {name: (float(out[0]), float(out[1])) for name, out in outputs.items()}
         est["pyhessian_theta"] = tuple(float(x) for x in theta_reference)
-        return _check_trace(est)
+        report = {"values": est}
+        (a, _), (b, _) = est["gh_invariant_psi"], est["by_hand_invariant_psi"]
+        if not abs(a - b) <= 1e-4 * abs(b):
+            fail(f"invariant trace {a} vs by hand {b} with the same probes")
+        report["same probes"] = abs(a - b) / abs(b)
+        for left, right in (
+            ("gh_naive_psi", "pyhessian_psi"),
+            ("gh_invariant_psi", "pyhessian_theta"),
+        ):
+            (x, ex), (y, ey) = est[left], est[right]
+            sigmas = abs(x - y) / math.hypot(ex, ey)
+            if not sigmas <= 4:
+                fail(
+                    f"trace {left} = {x:.6g} +- {ex:.2g} vs {right} = {y:.6g} +- {ey:.2g}"
+                )
+            report[f"{left} vs {right}"] = sigmas
+        (x, ex), (y, ey) = est["gh_naive_psi"], est["gh_invariant_psi"]
+        report["naive vs invariant at psi"] = abs(x - y) / math.hypot(ex, ey)
+        return report
 
     return check
-
-
-def _check_trace(est):
-    report = {"values": est}
-    (a, _), (b, _) = est["gh_invariant_psi"], est["by_hand_invariant_psi"]
-    if not abs(a - b) <= 1e-4 * abs(b):
-        fail(f"invariant trace {a} vs by hand {b} with the same probes")
-    report["same probes"] = abs(a - b) / abs(b)
-    for left, right in (
-        ("gh_naive_psi", "pyhessian_psi"),
-        ("gh_invariant_psi", "pyhessian_theta"),
-    ):
-        (x, ex), (y, ey) = est[left], est[right]
-        sigmas = abs(x - y) / math.hypot(ex, ey)
-        if not sigmas <= 4:
-            fail(f"trace {left} = {x:.6g} +- {ex:.2g} vs {right} = {y:.6g} +- {ey:.2g}")
-        report[f"{left} vs {right}"] = sigmas
-    (x, ex), (y, ey) = est["gh_naive_psi"], est["gh_invariant_psi"]
-    report["naive vs invariant at psi"] = abs(x - y) / math.hypot(ex, ey)
-    return report
 
 
 def check_eig(problem, theta_reference):
@@ -563,16 +395,8 @@ def check_eig(problem, theta_reference):
     the original chart, where the invariant ones are the naive ones.
     """
     psi_loss, psi = problem["psi_loss"], problem["psi"]
-    _, unravel = ravel_pytree(psi)
-
     # `psi` is an argument, not a closure: XLA would constant-fold the HVP on it.
-    @jax.jit
-    def power_residuals(psi, values, vectors):
-        def one(value, vector):
-            hv = ravel_pytree(plain_hvp(psi_loss, psi, unravel(vector)))[0]
-            return jnp.linalg.norm(hv - value * vector)
-
-        return jax.lax.map(lambda a: one(*a), (values, vectors))
+    power_residuals = jax.jit(ft.partial(bl.eigen_residuals, psi_loss))
 
     def check(outputs):
         outputs = jax.device_get(outputs)
@@ -614,122 +438,49 @@ def check_eig(problem, theta_reference):
 
 
 # --------------------------------------------------------------------------------------
-# Memory against parameter count, one fresh subprocess per size
+# Memory against parameter count, one fresh subprocess per size (`_memory.py`)
 
-
-def _proc_status(field):
-    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return None
-
-
-def _release_freed_memory():
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _reset_peak_rss():
-    """Reset the kernel's resident-set high-water mark (`VmHWM`) to the current RSS."""
-    try:
-        pathlib.Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+# The operations measured, `op -> (section, name)` of the compared functions.
+MEMORY_OPS = {
+    "grad": ("hvp", "grad"),
+    "hvp_psi": ("hvp", "hvp_psi"),
+    "cov_chart": ("hvp", "cov_chart"),
+    "trace_pyhessian": ("trace", "pyhessian_psi"),
+    "trace_invariant": ("trace", "gh_invariant_psi"),
+    "eig_lanczos": ("eig", "lanczos_psi"),
+    "eig_invariant": ("eig", "gh_invariant_psi"),
+}
 
 
 def memory_worker(width, num_probes, k, only=None):
-    """Compile each operation for one MLP size, then measure its first execution.
-
-    For each operation: XLA's compiled buffer sizes (arguments, outputs, temporaries)
-    and the rise of the peak resident set size during one execution, measured from
-    the RSS just before it (after compiling and returning freed heap to the OS with
-    `malloc_trim`) with `/proc/self/clear_refs` resetting the peak. Prints JSON.
-    """
+    """One MLP size's operations (`MEMORY_OPS`, or those in `only`) measured by
+    `_memory.measure` in this fresh process; prints the JSON line that
+    `bench_memory` reads."""
     problem = make_problem(mlp_widths(width), FULL["batch"])
-    args = {
-        "theta": problem["theta"],
-        "psi": problem["psi"],
-        "v_theta": problem["v_theta"],
-        "v_psi": problem["v_psi"],
-        "key": jr.key(1),
-        "key2": jr.key(2),
+    fns = {
+        "hvp": hvp_functions(problem),
+        "trace": trace_functions(problem, num_probes),
+        "eig": eig_functions(problem, k)[0],
     }
-    hvp = hvp_functions(problem)
-    trace = trace_functions(problem, num_probes)
-    eig, _ = eig_functions(problem, k)
     ops = {
-        "grad": hvp["grad"],
-        "hvp_psi": hvp["hvp_psi"],
-        "cov_chart": hvp["cov_chart"],
-        "trace_pyhessian": trace["pyhessian_psi"],
-        "trace_invariant": trace["gh_invariant_psi"],
-        "eig_lanczos": eig["lanczos_psi"],
-        "eig_invariant": eig["gh_invariant_psi"],
+        op: fns[section][name][1]
+        for op, (section, name) in MEMORY_OPS.items()
+        if not only or op in only
     }
-    # One-time runtime start-up (thread pools, the first execution's allocations)
-    # must not be charged to the first operation measured.
-    jax.block_until_ready(
-        jax.jit(lambda a: jax.grad(problem["loss"])(a["theta"]))(args)
+    out = {"width": width, "n_params": problem["n_params"]}
+    out |= _memory.measure(
+        ops, problem_args(problem), lambda a: jax.grad(problem["loss"])(a["theta"])
     )
-    _release_freed_memory()
-    out = {"width": width, "n_params": problem["n_params"], "ops": {}}
-    for name, (_, fn) in ops.items():
-        if only and name not in only:
-            continue
-        compiled = jax.jit(fn).lower(args).compile()
-        entry = hz.memory_stats(compiled)
-        _release_freed_memory()
-        before = _proc_status("VmRSS")
-        if _reset_peak_rss():
-            result = jax.block_until_ready(compiled(args))
-            entry["rss_rise_bytes"] = _proc_status("VmHWM") - before
-            del result
-        entry["rss_before_bytes"] = before
-        del compiled
-        out["ops"][name] = entry
-        _release_freed_memory()
-    out["process_peak_bytes"] = _proc_status("VmHWM")
     print(json.dumps(out))
 
 
 def bench_memory(widths, num_probes, only):
-    results = []
-    for width in widths:
-        command = [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_network",
-            "--memory-worker",
-            str(width),
-            "--num-probes",
-            str(num_probes),
-        ] + (["--memory-ops", ",".join(only)] if only else [])
-        # Every allocation of 64 KiB or more gets its own mapping, returned to the OS
-        # when freed: otherwise glibc serves later allocations from freed heap that
-        # is still resident, and the RSS rise undercounts.
-        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-        proc = subprocess.run(
-            command, capture_output=True, text=True, env=env, cwd=hz.ROOT
-        )
-        if proc.returncode != 0:
-            raise SystemExit(
-                f"memory worker (width {width}) failed:\n{proc.stderr[-3000:]}"
-            )
-        entry = json.loads(proc.stdout.strip().splitlines()[-1])
-        results.append(entry)
-        print(
-            f"  width {width:5d}: {entry['n_params']:>9,} params, "
-            + ", ".join(
-                f"{name} {op.get('rss_rise_bytes', 0) / 2**20:.1f} MiB"
-                for name, op in entry["ops"].items()
-            ),
-            flush=True,
-        )
-    return results
+    """The memory entries, one fresh `memory_worker` process per width."""
+    argv = ["--num-probes", str(num_probes)]
+    argv += ["--memory-ops", ",".join(only)] if only else []
+    return _memory.in_workers(
+        "benchmarks.bench_network", widths, argv, size_name="width"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -774,6 +525,9 @@ def check_gauss_newton(problem, metric):
     # seconds constant-folding the network.
     cov_hvp = jax.jit(lambda p, w: gh.covariant_hvp(problem["loss"], metric, p, w))
 
+    def norm(tree):
+        return jnp.linalg.norm(ravel_pytree(tree)[0])
+
     def check(outputs):
         flat_grad = ravel_pytree(grad)[0]
         residual = ravel_pytree(mvp(theta, outputs["gn_natural_gradient"]))[0]
@@ -785,16 +539,7 @@ def check_gauss_newton(problem, metric):
         hv = outputs["gn_cov_hvp"]
         hu = cov_hvp(theta, u)
         uhv, vhu = float(tree_vdot(u, hv)), float(tree_vdot(v, hu))
-        scale = max(
-            float(
-                jnp.linalg.norm(ravel_pytree(u)[0])
-                * jnp.linalg.norm(ravel_pytree(hv)[0])
-            ),
-            float(
-                jnp.linalg.norm(ravel_pytree(v)[0])
-                * jnp.linalg.norm(ravel_pytree(hu)[0])
-            ),
-        )
+        scale = max(float(norm(u) * norm(hv)), float(norm(v) * norm(hu)))
         asymmetry = abs(uhv - vhu) / scale
         if not asymmetry <= 1e-3:
             fail(f"GaussNewton covariant HVP not symmetric: {asymmetry:.3g}")
@@ -812,14 +557,8 @@ def run_gauss_newton(problem, inputs, config):
     level = callback_log.level
     callback_log.setLevel(logging.CRITICAL)
     try:
-        rows = section(
-            "gauss_newton",
-            fns,
-            inputs,
-            check_gauss_newton(problem, metric),
-            config,
-            "gn",
-        )
+        check = check_gauss_newton(problem, metric)
+        rows = section("gauss_newton", fns, inputs, check, config)
         return {"damping": GN_DAMPING, "ok": True, "rows": rows}
     except hz.CheckError:
         raise  # a wrong number stops the run, as everywhere
@@ -842,15 +581,15 @@ def run_gauss_newton(problem, inputs, config):
 LABELS = {}  # section -> {name: label}, filled by `section` and saved in the payload
 
 
-def section(name, fns, inputs, check, config, key):
+def section(name, fns, inputs, check, config):
     """One section through the harness: compiled ahead of time (timed apart, with
     XLA's buffer sizes), run once and checked, then timed in rotating rounds."""
     LABELS[name] = {n: label for n, (label, _) in fns.items()}
     rows = hz.run_problem(
         hz.Problem(name, (inputs,), check=check),
         [hz.Contender(n, fn, label) for n, (label, fn) in fns.items()],
-        rounds=config["rounds"][key],
-        budget_s=config["budget_s"][key],
+        rounds=config["rounds"][name],
+        budget_s=config["budget_s"][name],
         round_s=config["round_s"],
         compile_apart=True,
     )
@@ -869,18 +608,11 @@ def run(quick=False):
     config = QUICK if quick else FULL
     problem = make_problem(config["sizes"], config["batch"])
     print(f"MLP {config['sizes']}: {problem['n_params']:,} parameters", flush=True)
-    inputs = {
-        "theta": problem["theta"],
-        "psi": problem["psi"],
-        "v_theta": problem["v_theta"],
-        "v_psi": problem["v_psi"],
-        "key": jr.key(1),
-        "key2": jr.key(2),
-    }
+    inputs = problem_args(problem)
     results = {}
     print("covariant HVP ...", flush=True)
     results["hvp"] = section(
-        "hvp", hvp_functions(problem), inputs, check_hvp(problem), config, "hvp"
+        "hvp", hvp_functions(problem), inputs, check_hvp(problem), config
     )
     print("Gauss-Newton ...", flush=True)
     gauss_newton = run_gauss_newton(problem, inputs, config)
@@ -890,39 +622,22 @@ def run(quick=False):
     # The invariant trace's reference: the naive trace at theta, the PyHessian way,
     # with other probes; computed once, not timed (it costs what the row at psi does).
     trace_reference = jax.jit(
-        lambda a: pyhessian_trace(
+        lambda a: bl.hutchinson_trace(
             problem["loss"], a["theta"], a["key2"], config["num_probes"]
         )
     )(inputs)
-    results["trace"] = section(
-        "trace",
-        trace_functions(problem, config["num_probes"]),
-        inputs,
-        check_trace(trace_reference),
-        config,
-        "trace",
-    )
+    trace_fns = trace_functions(problem, config["num_probes"])
+    check = check_trace(trace_reference)
+    results["trace"] = section("trace", trace_fns, inputs, check, config)
     print("eigenvalues ...", flush=True)
     eig_fns, lanczos_iterations = eig_functions(problem, config["k"])
+    # Their reference: the naive (= invariant) ones at theta, other start vector.
+    eig = ft.partial(gh.linalg.hessian_eigenvalues, k=config["k"], which="magnitude")
     theta_reference = jax.jit(
-        lambda a: _ritz(
-            gh.linalg.hessian_eigenvalues(
-                problem["loss"],
-                a["theta"],
-                key=a["key2"],
-                k=config["k"],
-                which="magnitude",
-            )
-        )
+        lambda a: _ritz(eig(problem["loss"], a["theta"], key=a["key2"]))
     )(inputs)
-    results["eig"] = section(
-        "eig",
-        eig_fns,
-        inputs,
-        check_eig(problem, tuple(np.asarray(x) for x in theta_reference)),
-        config,
-        "eig",
-    )
+    check = check_eig(problem, tuple(np.asarray(x) for x in theta_reference))
+    results["eig"] = section("eig", eig_fns, inputs, check, config)
     print("memory (one subprocess per size) ...", flush=True)
     memory = bench_memory(
         config["memory_widths"], config["num_probes"], config["memory_ops"]
@@ -949,28 +664,6 @@ def run(quick=False):
 
 # --------------------------------------------------------------------------------------
 # The page
-
-
-def exponent(xs, ys):
-    """Least-squares slope of log y against log x."""
-    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
-
-
-def memory_exponents(memory):
-    params = [entry["n_params"] for entry in memory]
-    out = {}
-    for op in memory[0]["ops"]:
-        xla = [
-            e["ops"][op]["temp_bytes"] + e["ops"][op]["output_bytes"] for e in memory
-        ]
-        rss = [e["ops"][op].get("rss_rise_bytes") for e in memory]
-        out[op] = {
-            "xla": exponent(params, xla),
-            "rss": exponent(params, rss)
-            if all(r is not None and r > 0 for r in rss)
-            else None,
-        }
-    return out
 
 
 def _steady(results, section, name):
@@ -1006,6 +699,13 @@ def render(payload):
         "### Covariant HVP",
         "",
     ]
+
+    def table(section, base, columns=()):
+        rows = {section: results[section]}
+        return hz.render_table(
+            rows, labels[section], base, first="1st run", columns=columns
+        )
+
     own_base = {"cov_chart": "hvp_psi", "cov_diagonal": "hvp"}
 
     def same_coordinates(problem, name, row):
@@ -1015,12 +715,8 @@ def render(payload):
         return hz.fmt_ratio(row["steady_s"] / _steady(results, problem, base))
 
     lines += [
-        hz.render_table(
-            {"hvp": results["hvp"]},
-            labels["hvp"],
-            "hvp",
-            first="1st run",
-            columns=[("/ plain HVP, same loss and coordinates", same_coordinates)],
+        table(
+            "hvp", "hvp", [("/ plain HVP, same loss and coordinates", same_coordinates)]
         ),
         "",
         "Checked before timing (max abs difference / largest entry): "
@@ -1041,12 +737,7 @@ def render(payload):
     if gn["ok"]:
         checks = results["gauss_newton"][hz.CHECK]
         lines += [
-            hz.render_table(
-                {"gauss_newton": results["gauss_newton"]},
-                labels["gauss_newton"],
-                "gn_mvp",
-                first="1st run",
-            ),
+            table("gauss_newton", "gn_mvp"),
             "",
             "Checked before timing: the natural gradient `u` solves `G u = df` to a "
             f"relative residual of {checks['residual']:.1e} (recomputed with "
@@ -1062,12 +753,10 @@ def render(payload):
         "",
         f"### Trace, Hutchinson with {meta['num_probes']} Rademacher probes",
         "",
-        hz.render_table(
-            {"trace": results["trace"]},
-            labels["trace"],
+        table(
+            "trace",
             "pyhessian_psi",
-            first="1st run",
-            columns=[
+            [
                 (
                     "estimate +- std error",
                     lambda p, n, r: f"{values[n][0]:.5g} +- {values[n][1]:.2g}",
@@ -1092,12 +781,10 @@ def render(payload):
         "",
         f"### Top-{meta['k']} eigenvalues (largest magnitude)",
         "",
-        hz.render_table(
-            {"eig": results["eig"]},
-            labels["eig"],
+        table(
+            "eig",
             "pyhessian_psi",
-            first="1st run",
-            columns=[
+            [
                 (
                     "eigenvalues",
                     lambda p, n, r: ", ".join(f"{x:.4g}" for x in ce["values"][n]),
@@ -1131,7 +818,6 @@ def render(payload):
         "",
     ]
     memory = payload["memory"]
-    exponents = memory_exponents(memory)
     op_labels = {
         "grad": "`jax.grad`",
         "hvp_psi": "plain HVP",
@@ -1142,48 +828,17 @@ def render(payload):
         "eig_invariant": f"invariant top-{meta['k']} (Lanczos, "
         f"{meta['lanczos_iterations']} its)",
     }
+    lines += _memory.render_table(memory, op_labels)
     lines += [
-        "| operation | "
-        + " | ".join(
-            f"{e['n_params']:,} params: XLA / RSS rise, MiB (B/param)" for e in memory
-        )
-        + " | exponent XLA / RSS |",
-        "| --- |" + " ---: |" * (len(memory) + 1),
-    ]
-    for op in memory[0]["ops"]:
-        cells = []
-        for e in memory:
-            o, n = e["ops"][op], e["n_params"]
-            xla, rss = o["temp_bytes"] + o["output_bytes"], o.get("rss_rise_bytes")
-            cells.append(
-                f"{hz.fmt_mib(xla)} ({xla / n:.0f}) / "
-                + ("-" if rss is None else f"{hz.fmt_mib(rss)} ({rss / n:.0f})")
-            )
-        g = exponents[op]
-        rss_exp = "-" if g["rss"] is None else f"{g['rss']:.2f}"
-        lines.append(
-            f"| {op_labels[op]} | "
-            + " | ".join(cells)
-            + f" | {g['xla']:.2f} / {rss_exp} |"
-        )
-    lines += [
-        "",
-        "Process peak RSS (whole process, JAX runtime included): "
-        + ", ".join(
-            f"{hz.fmt_mib(e['process_peak_bytes'])} MiB at {e['n_params']:,}"
-            for e in memory
-        )
-        + ". Exponent: least-squares slope of log memory against log parameters "
-        "(1 = linear).",
         "",
         "### Goals",
         "",
-        hz.render_goals(GOALS, results, extra=extra_goal_lines(payload, exponents)),
+        hz.render_goals(GOALS, results, extra=extra_goal_lines(payload)),
     ]
     return "\n".join(lines) + "\n"
 
 
-def extra_goal_lines(payload, exponents):
+def extra_goal_lines(payload):
     """The lines that are not a ratio of two rows: eigenvalues (no numeric goal),
     Gauss-Newton, memory's exponent, the GPU run."""
     results, meta, gn = payload["results"], payload["meta"], payload["gauss_newton"]
@@ -1206,12 +861,7 @@ def extra_goal_lines(payload, exponents):
         )
     else:
         out.append(f"Gauss-Newton metric in float32: FAILED ({gn['message']}).")
-    worst = max(max(g["xla"], g["rss"] or 0) for g in exponents.values())
-    out.append(
-        "Memory linear in the parameter count: largest fitted exponent "
-        f"{worst:.2f} over all operations and both measures (goal <= {GOAL_EXPONENT}), "
-        f"{'met' if worst <= GOAL_EXPONENT else 'not met'}."
-    )
+    out.append(_memory.goal_line(payload["memory"], GOAL_EXPONENT))
     out.append("~100M parameters on a GPU: not measured, no GPU is lent to this task.")
     return out
 

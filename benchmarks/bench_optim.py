@@ -22,9 +22,11 @@ norm below the tolerance, on the manifold, and at pymanopt's minimizer; `radam` 
 stay on the manifold and agree with geoopt's `RiemannianAdam` after a few steps.
 pymanopt and geoopt run in their own environment (`.venv-optim-peers`, made by
 `benchmarks/setup_optim_peers.sh`) through `benchmarks/optim_peers_worker.py`, a
-subprocess that takes commands one at a time, so that geomhess and its peers take
-turns in every timing round (`benchmarks/_harness.py`); without that environment
-their rows read "not run".
+subprocess that takes commands one at a time (`benchmarks/_peers.py`), so that
+geomhess and its peers take turns in every timing round (`benchmarks/_harness.py`);
+without that environment their rows read "not run". The geomhess solves to the
+tolerance are `benchmarks/_solvers.py`'s, the floors and the geometry of a step by
+hand `benchmarks/_baselines.py`'s.
 
     python -m benchmarks --only optim [--quick]
 """
@@ -41,21 +43,17 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import dataclasses  # noqa: E402
 import functools as ft  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import pathlib  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 
-import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import geomhess as gh  # noqa: E402
-from benchmarks import _harness as hz  # noqa: E402
+from benchmarks import _baselines as bl, _harness as hz, _peers, _solvers  # noqa: E402
 
 
 PAGE = "results_optim.md"  # its prose (how it is measured) lives there
@@ -216,197 +214,83 @@ def pymanopt_radii(problem):
 
 
 # --------------------------------------------------------------------------------------
-# Objectives. Modules, so that `A` is traced (not baked into the executable).
+# Objectives, as `_solvers.Objective` modules, so that `A` is traced (not baked into
+# the executable).
 
 
-class Rayleigh(eqx.Module):
+def rayleigh(A, x):
     """`x^T A x`, differentiated by JAX."""
-
-    A: jax.Array
-
-    def __call__(self, x):
-        return x @ (self.A @ x)
+    return x @ (A @ x)
 
 
-class Brockett(eqx.Module):
+def brockett(A, d, X):
     """`tr(X^T A X N) = sum(X * (A X) * d)` with `N = diag(d)`, differentiated by JAX."""
-
-    A: jax.Array
-    d: jax.Array
-
-    def __call__(self, X):
-        return jnp.sum(X * (self.A @ X) * self.d)
+    return jnp.sum(X * (A @ X) * d)
 
 
 # The same objectives with hand-written derivatives (what pymanopt is given): JAX does
 # not know that `A` is symmetric, so its Hessian-vector product of `x^T A x` costs two
 # products with `A` (`A v` and `A^T v`); this rule costs one. `A` and `d` are data:
 # their tangents are ignored (they are never differentiated).
+rayleigh_by_hand = jax.custom_jvp(rayleigh)
+brockett_by_hand = jax.custom_jvp(brockett)
 
 
-@jax.custom_jvp
-def _quadratic_form(A, x):
-    return x @ (A @ x)
-
-
-@_quadratic_form.defjvp
-def _quadratic_form_jvp(primals, tangents):
+@rayleigh_by_hand.defjvp
+def _rayleigh_jvp(primals, tangents):
     (A, x), (_, v) = primals, tangents
     Ax = A @ x
     return x @ Ax, 2 * (Ax @ v)
 
 
-@jax.custom_jvp
-def _brockett_form(A, d, X):
-    return jnp.sum(X * (A @ X) * d)
-
-
-@_brockett_form.defjvp
-def _brockett_form_jvp(primals, tangents):
+@brockett_by_hand.defjvp
+def _brockett_jvp(primals, tangents):
     (A, d, X), (_, _, V) = primals, tangents
     AXd = (A @ X) * d
     return jnp.sum(X * AXd), 2 * jnp.sum(AXd * V)
 
 
-class RayleighByHand(eqx.Module):
-    A: jax.Array
-
-    def __call__(self, x):
-        return _quadratic_form(self.A, x)
-
-
-class BrockettByHand(eqx.Module):
-    A: jax.Array
-    d: jax.Array
-
-    def __call__(self, X):
-        return _brockett_form(self.A, self.d, X)
-
-
-class RayleighHVP(eqx.Module):
+def rayleigh_hvp(A, x, v):
     """The Euclidean HVP of `x^T A x` by hand, `2 A v`, for `hvp_fn`."""
-
-    A: jax.Array
-
-    def __call__(self, x, v):
-        return 2 * (self.A @ v)
+    return 2 * (A @ v)
 
 
-class BrockettHVP(eqx.Module):
+def brockett_hvp(A, d, X, V):
     """The Euclidean HVP of `tr(X^T A X N)` by hand, `2 A V N`, for `hvp_fn`."""
-
-    A: jax.Array
-    d: jax.Array
-
-    def __call__(self, X, V):
-        return 2 * (self.A @ V) * self.d
-
-
-class WithHVP(eqx.Module):
-    """An objective passed with `hvp_fn` (autodiff for its value and gradient)."""
-
-    f: eqx.Module
-    hvp: eqx.Module
+    return 2 * (A @ V) * d
 
 
 def objective(problem, by_hand=False, hvp_fn=False):
+    """The problem's cost as a module: differentiated by JAX, or with the
+    hand-written derivatives (`by_hand`), or with JAX's value and gradient and the
+    hand-written HVP (`hvp_fn`)."""
     A = jnp.asarray(problem["A"])
     if problem["kind"] == "rayleigh":
-        if hvp_fn:
-            return WithHVP(Rayleigh(A), RayleighHVP(A))
-        return RayleighByHand(A) if by_hand else Rayleigh(A)
-    d = jnp.asarray(np.diag(problem["N"]))
+        data, f, f_by_hand, hvp = (A,), rayleigh, rayleigh_by_hand, rayleigh_hvp
+    else:
+        data = (A, jnp.asarray(np.diag(problem["N"])))
+        f, f_by_hand, hvp = brockett, brockett_by_hand, brockett_hvp
+    module = _solvers.Objective
     if hvp_fn:
-        return WithHVP(Brockett(A, d), BrockettHVP(A, d))
-    return BrockettByHand(A, d) if by_hand else Brockett(A, d)
-
-
-def update_kwargs(f):
-    """`value_fn=` (and `hvp_fn=`) for `update`."""
-    if isinstance(f, WithHVP):
-        return {"value_fn": f.f, "hvp_fn": f.hvp}
-    return {"value_fn": f}
-
-
-# --------------------------------------------------------------------------------------
-# geomhess solves
-
-
-def gradient_norm(manifold, f, x, state=None):
-    """The Riemannian gradient norm at `x`: read from a `TrustRegionState` (which
-    keeps it for the point it moved to), computed otherwise."""
-    if isinstance(state, gh.optim.TrustRegionState):
-        return state.grad_norm
-    f = update_kwargs(f)["value_fn"]
-    return manifold.norm(x, manifold.egrad_to_rgrad(x, jax.grad(f)(x)))
-
-
-@eqx.filter_jit
-def solve_while(opt, manifold, f, x0):
-    """Iterate `opt` inside one `lax.while_loop` until the Riemannian gradient norm
-    is below `TOL`; returns `(x, gradient norm, iterations)`."""
-
-    def cond(carry):
-        _, _, g, k = carry
-        return (g >= TOL) & (k < MAX_ITERATIONS)
-
-    def body(carry):
-        x, state, _, k = carry
-        updates, state = opt.update(None, state, x, **update_kwargs(f))
-        x = optax.apply_updates(x, updates)
-        return x, state, gradient_norm(manifold, f, x, state), k + 1
-
-    initial = (
-        x0,
-        opt.init(x0),
-        gradient_norm(manifold, f, x0),
-        jnp.zeros([], jnp.int32),
-    )
-    x, _, g, k = jax.lax.while_loop(cond, body, initial)
-    return x, g, k
-
-
-@eqx.filter_jit
-def _step(opt, manifold, f, x, state):
-    updates, state = opt.update(None, state, x, **update_kwargs(f))
-    x = optax.apply_updates(x, updates)
-    return x, state, gradient_norm(manifold, f, x, state)
-
-
-@eqx.filter_jit
-def _initial(opt, manifold, f, x):
-    return opt.init(x), gradient_norm(manifold, f, x)
-
-
-def solve_python(opt, manifold, f, x0):
-    """The same iteration as a Python loop over a jitted step (one host sync each)."""
-    state, g = _initial(opt, manifold, f, x0)
-    x, k = x0, 0
-    while float(g) >= TOL and k < MAX_ITERATIONS:
-        x, state, g = _step(opt, manifold, f, x, state)
-        k += 1
-    return x, g, jnp.asarray(k)
+        return _solvers.WithHVP(module(f, data), module(hvp, data))
+    return module(f_by_hand if by_hand else f, data)
 
 
 def gh_contenders(name, problem):
     """`label -> (solve, optimizer, objective)` for one problem."""
     manifold = manifold_of(problem)
-    radius0, radius_max = pymanopt_radii(problem)
-    same = gh.optim.trust_region(manifold, radius0, radius_max)
+    same = gh.optim.trust_region(manifold, *pymanopt_radii(problem))
+    loop, f = _solvers.solve_while, objective(problem)
     out = {
-        "gh_tr": (solve_while, same, objective(problem)),
-        "gh_tr_hvp_fn": (solve_while, same, objective(problem, hvp_fn=True)),
-        "gh_tr_by_hand": (solve_while, same, objective(problem, by_hand=True)),
+        "gh_tr": (loop, same, f),
+        "gh_tr_hvp_fn": (loop, same, objective(problem, hvp_fn=True)),
+        "gh_tr_by_hand": (loop, same, objective(problem, by_hand=True)),
     }
     if name.endswith("-warm"):
-        out["gh_newton"] = (solve_while, gh.optim.newton(manifold), objective(problem))
+        out["gh_newton"] = (loop, gh.optim.newton(manifold), f)
     else:
-        out["gh_tr_default"] = (
-            solve_while,
-            gh.optim.trust_region(manifold),
-            objective(problem),
-        )
-        out["gh_tr_python"] = (solve_python, same, objective(problem))
+        out["gh_tr_default"] = (loop, gh.optim.trust_region(manifold), f)
+        out["gh_tr_python"] = (_solvers.solve_python, same, f)
     return out
 
 
@@ -428,68 +312,15 @@ TR_ROWS = {
 
 
 # --------------------------------------------------------------------------------------
-# The peer process
-
-
-class Peers:
-    """`optim_peers_worker.py` in `.venv-optim-peers`: one JSON command per line."""
-
-    def __init__(self, problems_path, log):
-        self.process = subprocess.Popen(
-            [str(PEER_PYTHON), str(hz.HERE / "optim_peers_worker.py")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            # torch's OpenMP threads spin after each parallel region by default,
-            # which on a loaded 2-core machine made its 2-thread steps 10-1000x
-            # slower (and stole the cores from whoever ran next); passive waiting
-            # is its best setting here.
-            env={"OMP_WAIT_POLICY": "PASSIVE", **os.environ},
-        )
-        try:
-            self.call(op="load", path=str(problems_path))
-        except SystemExit:
-            self.process.kill()
-            self.process.wait()
-            raise
-
-    def call(self, **command):
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise SystemExit(
-                f"the peer process died on {command['op']}; see its log (stderr)."
-            )
-        answer = json.loads(line)
-        if "error" in answer:
-            raise SystemExit(f"peer {command['op']} failed: {answer['error']}")
-        return answer
-
-    def close(self):
-        try:
-            self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
-            self.process.stdin.flush()
-        except (BrokenPipeError, ValueError):
-            pass
-        self.process.wait(timeout=30)
-
-
-def save_problems(path, tr_problems, adam_problems):
-    arrays = {
-        "tr_names": np.array(sorted(tr_problems)),
-        "adam_names": np.array(sorted(adam_problems)),
-    }
-    for name, problem in {**tr_problems, **adam_problems}.items():
-        for key in ("kind", "A", "N", "x0", "g"):
-            if key in problem:
-                arrays[f"{name}/{key}"] = np.asarray(problem[key])
-    np.savez(path, **arrays)
-
-
-# --------------------------------------------------------------------------------------
 # Part 1: trust regions
+
+
+def off_manifold(x):
+    """How far `x` is off its manifold: `| |x| - 1 |` on the sphere, the largest
+    entry of `|x^T x - I|` on Stiefel."""
+    if x.ndim == 1:
+        return abs(float(np.linalg.norm(x)) - 1)
+    return float(np.max(np.abs(x.T @ x - np.eye(x.shape[1]))))
 
 
 def check_point(name, problem, label, x, iterations):
@@ -500,14 +331,13 @@ def check_point(name, problem, label, x, iterations):
         value = float(x @ A @ x)
         egrad = 2 * A @ x
         rgrad = egrad - (x @ egrad) * x
-        feasibility = abs(float(np.linalg.norm(x)) - 1)
     else:
         d = np.diag(problem["N"])
         value = float(np.sum(x * (A @ x) * d))
         egrad = 2 * (A @ x) * d
         xtg = x.T @ egrad
         rgrad = egrad - x @ (0.5 * (xtg + xtg.T))
-        feasibility = float(np.max(np.abs(x.T @ x - np.eye(x.shape[1]))))
+    feasibility = off_manifold(x)
     grad_norm = float(np.linalg.norm(rgrad))
     error = value - problem["f_min"]
     scale = max(1.0, abs(problem["f_min"]))
@@ -535,35 +365,6 @@ def same_minimizer(reference, x):
     a = reference.reshape(reference.shape[0], -1)
     b = x.reshape(x.shape[0], -1)
     return float(np.max(1 - np.abs(np.sum(a * b, axis=0))))
-
-
-@ft.partial(jax.jit, static_argnums=3)
-def _jax_products(A, v, scale, count):
-    """`count` products `v <- scale A v` (or `scale A V`) in a `lax.fori_loop`."""
-    return jax.lax.fori_loop(0, count, lambda _, v: scale * (A @ v), v)
-
-
-def _numpy_products(A, v, scale, count):
-    for _ in range(count):
-        v = scale * (A @ v)
-    return v
-
-
-def floor_fns(problem, count):
-    """Functions `(numpy, JAX)` of no arguments for the harness: `count` products
-    with `A` and nothing else, in numpy and in jitted JAX: the arithmetic any
-    trust-region solver must do when it evaluates as many Hessian-vector products
-    and gradients (one product with `A` each, on this problem's `x0`-shaped
-    vectors)."""
-    A, v0 = problem["A"], problem["x0"]
-    # Scaled by the spectral radius, so that the iterates keep their size (a power
-    # iteration): they neither overflow nor decay to zeros or subnormal numbers.
-    scale = 1 / float(np.max(np.abs(np.linalg.eigvalsh(A))))
-    A_jax, v_jax = jnp.asarray(A), jnp.asarray(v0)
-    return (
-        ft.partial(_numpy_products, A, v0, scale, count),
-        ft.partial(_jax_products, A_jax, v_jax, scale, count),
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -597,52 +398,6 @@ def adam_step_fns(problem):
     return out
 
 
-def geometry_chain(x, g, m):
-    """The geometry of one Riemannian Adam step alone, with fixed scalars: project the
-    gradient `g` at `x`, retract `x` along it, transport `m` to the new point by
-    projection; `(y, transported m)`. numpy and JAX arrays alike.
-
-    On `Stiefel` the polar factor's `(z^T z)^{-1/2}` is one Newton-Schulz step,
-    `(3 I - z^T z) / 2` (exact to second order in the step): the six products of an
-    `(n, p)` array with a `(p, p)` one or with another `(n, p)` one stay, the small
-    `(p, p)` eigendecomposition goes. No moment arithmetic, no step-size logic: the
-    geometry of a step as one would write it by hand. It is a reference, not a
-    floor: `radam`'s fused step computes the same from one Gram matrix of
-    `[x, g, m]` and can be faster.
-    """
-    if x.ndim == 1:
-        r = g - (x @ g) * x
-        z = x - 1e-3 * r
-        y = z * (1.5 - 0.5 * (z @ z))
-        return y, m - (y @ m) * y
-    a = x.T @ g
-    r = g - x @ (0.5 * (a + a.T))
-    z = x - 1e-3 * r
-    k = z.T @ z
-    y = z @ (1.5 * np.eye(k.shape[0], dtype=k.dtype) - 0.5 * k)
-    t = y.T @ m
-    return y, m - y @ (0.5 * (t + t.T))
-
-
-def geometry_fns(problem):
-    """Functions of no arguments for the harness: one `geometry_chain` step in
-    numpy and in jitted JAX, chained from step to step as the optimizers are."""
-    out = {}
-    for label, chain, asarray in (
-        ("geometry_numpy", geometry_chain, np.asarray),
-        ("geometry_jax", jax.jit(geometry_chain), jnp.asarray),
-    ):
-        x0, g = asarray(problem["x0"]), asarray(problem["g"])
-        carry = [x0, g]
-
-        def step(chain=chain, g=g, carry=carry):
-            carry[0], carry[1] = chain(carry[0], g, carry[1])
-            return carry[0]
-
-        out[label] = step
-    return out
-
-
 def radam_check(problem, peers, name, tmp, steps=3):
     """`steps` radam steps in float64 stay on the manifold and (with the peers)
     agree with geoopt's RiemannianAdam from the same point with the same gradient
@@ -668,15 +423,11 @@ def radam_check(problem, peers, name, tmp, steps=3):
         peers.call(op="geoopt_check", name=name, steps=steps, lr=LR, out=str(out))
         with np.load(out) as saved:
             diff = float(np.max(np.abs(ours - saved["x"])))
-    if problem["kind"] == "sphere":
-        feasibility = abs(float(np.linalg.norm(ours)) - 1)
-        # The same algorithm: agreement to round-off.
-        tol = 1e-9 * moved
-    else:
-        feasibility = float(np.max(np.abs(ours.T @ ours - np.eye(ours.shape[1]))))
-        # geoopt retracts by QR, geomhess by the polar factor: the same to second
-        # order in the step, so they differ by about (step size)^2.
-        tol = 1e-2 * moved
+    feasibility = off_manifold(ours)
+    # On the sphere the same algorithm: agreement to round-off. On Stiefel geoopt
+    # retracts by QR, geomhess by the polar factor: the same to second order in the
+    # step, so they differ by about (step size)^2.
+    tol = (1e-9 if problem["kind"] == "sphere" else 1e-2) * moved
     if not (diff <= tol and feasibility < 1e-12 and moved > 0):
         raise hz.CheckError(
             f"{name}: radam and geoopt differ by {diff:.3g} after {steps} steps (moved "
@@ -757,37 +508,27 @@ ADAM_ROWS = {
 }
 
 
-def count_products(opt, manifold, f, x0):
-    """geomhess's own count of products with `A` for the `hvp_fn` solve: one per
-    Euclidean HVP (counted by a host callback, step by step) and one per gradient
-    at each iterate, the starting point included, as for pymanopt's count."""
-    calls = []
-    kwargs = update_kwargs(f)
-    hvp = kwargs.pop("hvp_fn")
-
-    def counting_hvp(x, v):
-        jax.debug.callback(lambda: calls.append(1))
-        return hvp(x, v)
-
-    step = jax.jit(lambda x, s: opt.update(None, s, x, hvp_fn=counting_hvp, **kwargs))
-    x, state, outer = x0, opt.init(x0), 0
-    while outer == 0 or (float(state.grad_norm) >= TOL and outer < MAX_ITERATIONS):
-        updates, state = step(x, state)
-        jax.effects_barrier()
-        x = optax.apply_updates(x, updates)
-        outer += 1
-    return len(calls) + outer + 1
+def _run(name, check, contenders, timing, width):
+    """`hz.run_problem`, then one progress line of steady times."""
+    rows = hz.run_problem(hz.Problem(name, check=check), contenders, **timing)
+    times = (f"{c.name} {hz.fmt_time(hz.term_time(rows, c.name))}" for c in contenders)
+    print(f"  {name:{width}s} " + "  ".join(times), flush=True)
+    return rows
 
 
 def bench_tr(name, problem, peers, tmp, timing, why_not=None):
     """One trust-region problem: the peers' first solves checked, then the harness
     runs, checks and times everything."""
-    manifold = manifold_of(problem)
+    manifold, A = manifold_of(problem), problem["A"]
     x0 = jnp.asarray(problem["x0"])
     solvers = gh_contenders(name, problem)
     report = {"gap": problem["gap"]}
     contenders = [
-        hz.Contender(label, ft.partial(solve, opt, manifold, f, x0), TR_ROWS[label])
+        hz.Contender(
+            label,
+            ft.partial(solve, opt, manifold, f, x0, TOL, MAX_ITERATIONS),
+            TR_ROWS[label],
+        )
         for label, (solve, opt, f) in solvers.items()
     ]
     out = pathlib.Path(tmp) / f"{name}.npz"
@@ -800,11 +541,17 @@ def bench_tr(name, problem, peers, tmp, timing, why_not=None):
                 hz.Contender(label, unavailable="needs pymanopt's product count")
             )
     else:
+
+        def peer_solve(loops, backend):
+            """pymanopt solves `loops` times (`wall_s` per solve), its last point
+            written to `out`."""
+            return peers.call(
+                op="tr", name=name, loops=loops, tol=TOL, out=str(out), backend=backend
+            )
+
         answers = {}
         for label, backend in PYMANOPT_BACKENDS.items():
-            answers[label] = answer = peers.call(
-                op="tr", name=name, loops=1, tol=TOL, out=str(out), backend=backend
-            )
+            answers[label] = answer = peer_solve(1, backend)
             with np.load(out) as saved:
                 x = saved["x"]
             try:
@@ -817,19 +564,9 @@ def bench_tr(name, problem, peers, tmp, timing, why_not=None):
             report[label]["vs_min"] = same_minimizer(problem["x_min"], x)
             peer_x = x if label == "pymanopt" else peer_x
 
-        def peer_turn(loops, backend):
-            return peers.call(
-                op="tr", name=name, loops=loops, tol=TOL, out=str(out), backend=backend
-            )["wall_s"]
-
         for label, backend in PYMANOPT_BACKENDS.items():
-            contenders.append(
-                hz.Contender(
-                    label,
-                    label=TR_ROWS[label],
-                    turn=ft.partial(peer_turn, backend=backend),
-                )
-            )
+            turn = lambda loops, backend=backend: peer_solve(loops, backend)["wall_s"]
+            contenders.append(hz.Contender(label, label=TR_ROWS[label], turn=turn))
         report["hessian_calls"] = answers["pymanopt"]["hessian_calls"]
         report["hessian_calls_autodiff"] = answers["pymanopt_torch"]["hessian_calls"]
         # One product with `A` per Hessian-vector product and per gradient (at each
@@ -837,14 +574,16 @@ def bench_tr(name, problem, peers, tmp, timing, why_not=None):
         report["products"] = (
             report["hessian_calls"] + answers["pymanopt"]["iterations"] + 1
         )
-        numpy_fn, jax_fn = floor_fns(problem, report["products"])
+        numpy_fn, jax_fn = bl.product_floor(A, problem["x0"], report["products"])
         contenders.append(hz.Contender("floor_numpy", numpy_fn))
         contenders.append(hz.Contender("floor_jax", jax_fn))
+    # geomhess's own count of products with `A` for the `hvp_fn` solve, counted as
+    # pymanopt's is.
     _, opt, f = solvers["gh_tr_hvp_fn"]
-    report["products_gh"] = count_products(opt, manifold, f, x0)
-    contenders.append(
-        hz.Contender("floor_gh", floor_fns(problem, report["products_gh"])[1])
-    )
+    hvps, iterations = _solvers.count_hvps(opt, f, x0, TOL, MAX_ITERATIONS)
+    report["products_gh"] = hvps + iterations + 1
+    _, jax_fn = bl.product_floor(A, problem["x0"], report["products_gh"])
+    contenders.append(hz.Contender("floor_gh", jax_fn))
 
     def check(outputs):
         for label in solvers:
@@ -866,15 +605,7 @@ def bench_tr(name, problem, peers, tmp, timing, why_not=None):
                 )
         return report
 
-    rows = hz.run_problem(hz.Problem(name, check=check), contenders, **timing)
-    print(
-        f"  {name:20s} "
-        + "  ".join(
-            f"{c.name} {hz.fmt_time(hz.term_time(rows, c.name))}" for c in contenders
-        ),
-        flush=True,
-    )
-    return rows
+    return _run(name, check, contenders, timing, width=20)
 
 
 def bench_adam(name, problem, peers, tmp, timing, why_not=None):
@@ -899,7 +630,8 @@ def bench_adam(name, problem, peers, tmp, timing, why_not=None):
             )["step_s"]
 
         contenders.append(hz.Contender(label, turn=peer_turn))
-    for label, fn in geometry_fns(problem).items():
+    steps = bl.geometry_steps(problem["x0"], problem["g"])
+    for label, fn in zip(("geometry_numpy", "geometry_jax"), steps, strict=True):
         contenders.append(hz.Contender(label, fn))
 
     def check(outputs):
@@ -908,11 +640,7 @@ def bench_adam(name, problem, peers, tmp, timing, why_not=None):
         except hz.CheckError as error:
             raise hz.CheckError(f"{error}") from None
         x = np.asarray(outputs["gh_radam"], np.float64)
-        report["feasibility_f32"] = (
-            abs(float(np.linalg.norm(x)) - 1)
-            if x.ndim == 1
-            else float(np.max(np.abs(x.T @ x - np.eye(x.shape[1]))))
-        )
+        report["feasibility_f32"] = off_manifold(x)
         if not report["feasibility_f32"] < 1e-5:
             raise hz.CheckError(
                 f"radam's float32 step is off the manifold by "
@@ -921,21 +649,7 @@ def bench_adam(name, problem, peers, tmp, timing, why_not=None):
         report["size"] = int(problem["x0"].size)
         return report
 
-    rows = hz.run_problem(hz.Problem(name, check=check), contenders, **timing)
-    print(
-        f"  {name:16s} "
-        + "  ".join(
-            f"{c.name} {hz.fmt_time(hz.term_time(rows, c.name))}" for c in contenders
-        ),
-        flush=True,
-    )
-    return rows
-
-
-PEERS_MISSING = (
-    f"{PEER_PYTHON.relative_to(hz.ROOT)} not found (run "
-    "`bash benchmarks/setup_optim_peers.sh`)"
-)
+    return _run(name, check, contenders, timing, width=16)
 
 
 def run(quick=False, seed=0):
@@ -963,39 +677,32 @@ def run(quick=False, seed=0):
     )
     with tempfile.TemporaryDirectory() as tmp:
         problems_path = pathlib.Path(tmp) / "problems.npz"
-        save_problems(problems_path, tr_problems, adam_problems)
-        log_path = pathlib.Path(tmp) / "peers.log"
-        with open(log_path, "w") as log:
-            peers, why_not = None, PEERS_MISSING
-            if PEER_PYTHON.exists():
-                try:
-                    peers = Peers(problems_path, log)
-                except SystemExit:
-                    # A venv that cannot even load the problems (e.g. half
-                    # installed): its rows say why; a peer that fails later on
-                    # stops the run.
-                    log.flush()
-                    tail = log_path.read_text().strip().splitlines()[-1:]
-                    why_not = "the peer process failed to start: " + " ".join(tail)
-            try:
-                peer_versions = why_not if peers is None else peers.call(op="versions")
-                print("trust regions (checked, then timed) ...", flush=True)
-                tr = {
-                    name: bench_tr(name, problem, peers, tmp, tr_timing, why_not)
-                    for name, problem in tr_problems.items()
-                }
-                print("Adam steps (checked, then timed) ...", flush=True)
-                adam = {
-                    name: bench_adam(name, problem, peers, tmp, adam_timing, why_not)
-                    for name, problem in adam_problems.items()
-                }
-            except BaseException:
-                if peers is not None:
-                    peers.process.kill()
-                    print(log_path.read_text(), file=sys.stderr)
-                raise
-            if peers is not None:
-                peers.close()
+        groups = {"tr": tr_problems, "adam": adam_problems}
+        _peers.save_problems(problems_path, groups, ("kind", "A", "N", "x0", "g"))
+        worker = _peers.worker(
+            PEER_PYTHON,
+            hz.HERE / "optim_peers_worker.py",
+            setup="setup_optim_peers.sh",
+            directory=tmp,
+            # torch's OpenMP threads spin after each parallel region by default,
+            # which on a loaded 2-core machine made its 2-thread steps 10-1000x
+            # slower (and stole the cores from whoever ran next); passive waiting
+            # is its best setting here.
+            env={"OMP_WAIT_POLICY": "PASSIVE", **os.environ},
+            first={"op": "load", "path": str(problems_path)},
+        )
+        with worker as (peers, why_not):
+            peer_versions = why_not if peers is None else peers.call(op="versions")
+            print("trust regions (checked, then timed) ...", flush=True)
+            tr = {
+                name: bench_tr(name, problem, peers, tmp, tr_timing, why_not)
+                for name, problem in tr_problems.items()
+            }
+            print("Adam steps (checked, then timed) ...", flush=True)
+            adam = {
+                name: bench_adam(name, problem, peers, tmp, adam_timing, why_not)
+                for name, problem in adam_problems.items()
+            }
     return {
         "env": hz.finish_environment(env),
         "peer_versions": peer_versions,
@@ -1032,15 +739,9 @@ def render(payload):
         "geomhess's own (the `hvp_fn` solve's), which the goals use.",
     ]
     labels = {**TR_ROWS, **FLOOR_ROWS}
+    sci = "{:.1e}".format
     for name, rows in tr.items():
         report = rows[hz.CHECK]
-
-        def check_cell(key, fmt, report=report):
-            def cell(problem, label, row):
-                entry = report.get(label)
-                return "-" if not isinstance(entry, dict) else fmt(entry[key])
-
-            return cell
 
         def per_iteration(problem, label, row, report=report):
             entry = report.get(label)
@@ -1064,10 +765,10 @@ def render(payload):
                 labels,
                 ratios=[("pymanopt", "*"), ("pymanopt_torch", "*"), ("*", "floor_gh")],
                 columns=[
-                    ("iterations", check_cell("iterations", str)),
+                    ("iterations", hz.report_cell(tr, "iterations")),
                     ("per iteration", per_iteration),
-                    ("final grad norm", check_cell("grad_norm", "{:.1e}".format)),
-                    ("f - f*", check_cell("f_error", "{:.1e}".format)),
+                    ("final grad norm", hz.report_cell(tr, "grad_norm", sci)),
+                    ("f - f*", hz.report_cell(tr, "f_error", sci)),
                 ],
             ),
         ]
