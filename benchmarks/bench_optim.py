@@ -64,6 +64,10 @@ TOL = 1e-8  # the gradient norm to reach
 MAX_ITERATIONS = 1000
 LR = 1e-3  # the Adam learning rate (it does not change the cost of a step)
 PROFILE = "profile_trust_region.md"  # where the trust region's time goes
+# The trust-region problems' sizes, `(rayleigh_n, brockett_sizes)`: a full run's
+# (which `profile_trust_region.py` profiles too) and a quick run's.
+TR_SIZES = (1000, ((100, 5), (500, 10)))
+TR_SIZES_QUICK = (200, ((50, 3),))
 
 GOALS_TR = [
     hz.Goal(
@@ -657,11 +661,11 @@ def run(quick=False, seed=0):
     jax.config.update("jax_enable_x64", True)
     env = hz.environment(quick=quick)
     if quick:
-        rayleigh_n, brockett_sizes = 200, [(50, 3)]
+        rayleigh_n, brockett_sizes = TR_SIZES_QUICK
         sphere_sizes, stiefel_sizes = [10_000], [(1_000, 10)]
         rounds, min_rounds, tr_budget, adam_budget = 3, 3, 1.0, 0.5
     else:
-        rayleigh_n, brockett_sizes = 1000, [(100, 5), (500, 10)]
+        rayleigh_n, brockett_sizes = TR_SIZES
         sphere_sizes, stiefel_sizes = (
             [100_000, 1_000_000],
             [(10_000, 10), (100_000, 10), (4_096, 64)],

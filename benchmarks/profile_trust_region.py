@@ -16,6 +16,17 @@ Rayleigh `Sphere(n)` is timed whole, and then taken apart, in one run:
 4. **the outer iterations**: the rest of the solve (value and gradient at the
    proposal, the retraction, the ratio test).
 
+The problems are the optimizer benchmark's own: `bench_optim.make_tr_problems` at a
+full run's sizes (`bench_optim.TR_SIZES`) with its seed 0, from the random starts
+(its warm start left out), with its objectives (`bench_optim.objective(...,
+hvp_fn=True)`: JAX's value and gradient, the hand-written HVP) and pymanopt's radii
+(`bench_optim.pymanopt_radii`); the Rayleigh problem is the one this profile drew
+itself before, the Brockett ones are other draws (the benchmark draws its warm start
+in between), so a report made before has other Brockett counts. The solve is the benchmark's `gh_tr_hvp_fn` row
+(`_solvers.solve_while`: one jitted `lax.while_loop` to the benchmark's tolerance),
+and its CG iterations are counted as the benchmark counts them
+(`_solvers.count_hvps`).
+
 It also counts the operations XLA:CPU runs for one CG iteration (the optimized HLO of
 the `while` body: fusions, dots, other instructions): on XLA:CPU each costs about a
 microsecond of dispatch whatever its size, which is what dominates at small `n`.
@@ -25,7 +36,7 @@ microsecond of dispatch whatever its size, which is what dominates at small `n`.
 """
 
 import argparse
-import math
+import functools as ft
 import os
 import re
 import sys
@@ -33,75 +44,42 @@ import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
 
 import geomhess as gh  # noqa: E402
-from benchmarks import _harness as hz  # noqa: E402
+from benchmarks import _harness as hz, _solvers  # noqa: E402
+from benchmarks.bench_optim import (  # noqa: E402
+    MAX_ITERATIONS,
+    TOL,
+    TR_SIZES,
+    make_tr_problems,
+    manifold_of,
+    objective,
+    pymanopt_radii,
+)
 from geomhess.optim._geometry import as_geometry  # noqa: E402
 from geomhess.optim._trust_region import MAX_INNER, truncated_cg  # noqa: E402
 
 
 jax.config.update("jax_enable_x64", True)
-TOL = 1e-8
-
-
-def goe(rng, n):
-    B = rng.standard_normal((n, n))
-    return (B + B.T) / (2 * math.sqrt(n))
-
-
-class Brockett(eqx.Module):
-    A: jax.Array
-    d: jax.Array
-
-    def __call__(self, X):
-        return jnp.sum(X * (self.A @ X) * self.d)
-
-    def hvp(self, X, V):
-        return 2 * (self.A @ V) * self.d
-
-
-class Rayleigh(eqx.Module):
-    A: jax.Array
-
-    def __call__(self, x):
-        return x @ (self.A @ x)
-
-    def hvp(self, x, v):
-        return 2 * (self.A @ v)
 
 
 def problems(seed=0):
-    rng = np.random.default_rng(seed)
+    """`(title, manifold, objective, x0, radii)` of the optimizer benchmark's
+    trust-region problems from a random start, at a full run's sizes; the objective
+    is a `_solvers.WithHVP` (JAX's value and gradient, the hand-written HVP)."""
     out = []
-    A = goe(rng, 1000)
-    x0 = rng.standard_normal(1000)
-    out.append(
-        (
-            "Rayleigh `Sphere(1000)`",
-            gh.manifolds.Sphere(1000),
-            Rayleigh(jnp.asarray(A)),
-            jnp.asarray(x0 / np.linalg.norm(x0)),
-            (math.pi / 8, math.pi),
-        )
-    )
-    for n, p in ((100, 5), (500, 10)):
-        A = goe(rng, n)
-        X0, _ = np.linalg.qr(rng.standard_normal((n, p)))
-        d = np.arange(p, 0, -1).astype(np.float64)
-        out.append(
-            (
-                f"Brockett `Stiefel({n}, {p})`",
-                gh.manifolds.Stiefel(n, p),
-                Brockett(jnp.asarray(A), jnp.asarray(d)),
-                jnp.asarray(X0),
-                (math.sqrt(p) / 8, math.sqrt(p)),
-            )
-        )
+    for name, problem in make_tr_problems(*TR_SIZES, seed=seed).items():
+        if name.endswith("-warm"):
+            continue
+        manifold = manifold_of(problem)
+        kind = "Rayleigh" if problem["kind"] == "rayleigh" else "Brockett"
+        shape = ", ".join(str(size) for size in problem["x0"].shape)
+        title = f"{kind} `{type(manifold).__name__}({shape})`"
+        f = objective(problem, hvp_fn=True)
+        x0 = jnp.asarray(problem["x0"])
+        out.append((title, manifold, f, x0, pymanopt_radii(problem)))
     return out
 
 
@@ -110,57 +88,18 @@ def median_time(fn, *args):
     return hz.steady_times({"fn": fn}, args, rounds=7, round_s=0.05)["fn"]
 
 
-def make_solve(opt, manifold, f):
-    kwargs = {"value_fn": f, "hvp_fn": f.hvp}
-
-    @jax.jit
-    def solve(x0):
-        def cond(carry):
-            _, state, k = carry
-            return ((k == 0) | (state.grad_norm >= TOL)) & (k < 200)
-
-        def body(carry):
-            x, state, k = carry
-            updates, state = opt.update(None, state, x, **kwargs)
-            return optax.apply_updates(x, updates), state, k + 1
-
-        x, state, k = jax.lax.while_loop(cond, body, (x0, opt.init(x0), 0))
-        return x, state.grad_norm, k
-
-    return solve
-
-
-def count_cg_iterations(opt, manifold, f, x0):
-    """Run the solve eagerly step by step, counting Euclidean HVP calls per step."""
-    calls = []
-
-    def counting_hvp(x, v):
-        jax.debug.callback(lambda: calls.append(1))
-        return f.hvp(x, v)
-
-    step = jax.jit(
-        lambda x, state: opt.update(None, state, x, value_fn=f, hvp_fn=counting_hvp)
-    )
-    x, state, outer = x0, opt.init(x0), 0
-    while outer == 0 or float(state.grad_norm) >= TOL:
-        updates, state = step(x, state)
-        jax.effects_barrier()
-        x = optax.apply_updates(x, updates)
-        outer += 1
-    return len(calls), outer
-
-
 def cg_body_time(manifold, f, x, hess_kind, iterations=200):
-    """Seconds per truncated-CG iteration, run for exactly `iterations`."""
+    """Seconds per truncated-CG iteration, run for exactly `iterations` (`f` a
+    `_solvers.WithHVP`)."""
     geometry = as_geometry("profile", manifold)
-    egrad = jax.grad(f)(x)
+    egrad = jax.grad(f.f)(x)
     rgrad = geometry.to_tangent(x, geometry.gradient(x, egrad))
     # An ill-conditioned positive operator (eigenvalues log-spaced over 1..1e8):
     # CG meets neither negative curvature nor the boundary, and does not converge
     # (nor underflow to a zero residual) within `iterations`, so it runs them all.
     scale = jnp.logspace(0, 8, x.size, dtype=x.dtype).reshape(x.shape)
     if hess_kind == "real":
-        real = geometry.hessian(f, x, egrad, f.hvp, caller="profile")
+        real = geometry.hessian(f.f, x, egrad, f.hvp, caller="profile")
 
         def hess(v):
             # The real Riemannian Hessian is applied (its product and projection
@@ -227,7 +166,8 @@ def hlo_ops(hlo_text):
 
 
 def floor_time(f, x, products, gradients):
-    """The bare products: `products` Euclidean HVPs and `gradients` gradients."""
+    """The bare products: `products` Euclidean HVPs and `gradients` gradients (`f` a
+    `_solvers.WithHVP`)."""
     v = x
 
     @jax.jit
@@ -236,7 +176,7 @@ def floor_time(f, x, products, gradients):
             return f.hvp(x, v) * jnp.asarray(1e-3, v.dtype) + x
 
         v = jax.lax.fori_loop(0, products, body, v)
-        g = jax.lax.fori_loop(0, gradients, lambda _, g: jax.grad(f)(g) * 1e-3 + x, x)
+        g = jax.lax.fori_loop(0, gradients, lambda _, g: jax.grad(f.f)(g) * 1e-3 + x, x)
         return v, g
 
     return median_time(run, x, v)
@@ -267,12 +207,14 @@ def main(argv=None):
     for title, manifold, f, x0, (r0, rmax) in problems():
         print(f"profiling {title} ...", file=sys.stderr)
         opt = gh.optim.trust_region(manifold, r0, rmax)
-        solve = make_solve(opt, manifold, f)
-        _, g, k = solve(x0)
+        solve = ft.partial(
+            _solvers.solve_while, opt, manifold, f, x0, TOL, MAX_ITERATIONS
+        )
+        _, g, k = solve()
         assert float(g) < TOL, (title, float(g))
-        cg_count, outer = count_cg_iterations(opt, manifold, f, x0)
+        cg_count, outer = _solvers.count_hvps(opt, f, x0, TOL, MAX_ITERATIONS)
         assert outer == int(k), (outer, int(k))
-        t_solve = median_time(solve, x0)
+        t_solve = median_time(solve)
         t_floor = floor_time(f, x0, cg_count, outer)
         t_cg, ops = cg_body_time(manifold, f, x0, "real")
         t_cg_bare, _ = cg_body_time(manifold, f, x0, "bare")
