@@ -632,6 +632,7 @@ GOALS = [
         "chain_grad",
         1.2,
         text="one Hessian-free step at most 1.2x `k` products and one gradient",
+        link="profile_curvature.md",
     ),
 ]
 
