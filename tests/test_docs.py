@@ -9,6 +9,7 @@ The list of public subpackages is read from `geomhess` itself, so a new one (say
 
 import ast
 import inspect
+import json
 import pathlib
 import re
 import subprocess
@@ -218,3 +219,45 @@ def test_page_code_runs_and_returns_what_the_page_says(page):
         timeout=600,
     )
     assert result.returncode == 0, f"{page}:\n{result.stderr[-3000:]}"
+
+
+# ---------------------------------------------------------------------------------
+# No stale names in the prose
+# ---------------------------------------------------------------------------------
+
+GH_NAME = re.compile(r"\bgh\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
+
+
+def _reader_texts():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    texts = {str(p.relative_to(ROOT)): p.read_text() for p in pages}
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        texts[str(nb.relative_to(ROOT))] = "\n".join(
+            "".join(c["source"]) for c in cells
+        )
+    return texts
+
+
+def _stale(dotted):
+    """The first part of `gh.<dotted>` that geomhess does not have, or None. Past a
+    class or function the rest is an attribute of an instance, not checked here."""
+    obj = gh
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            return part
+        obj = getattr(obj, part)
+        if not isinstance(obj, types.ModuleType):
+            return None
+    return None
+
+
+def test_every_gh_name_a_reader_sees_exists():
+    texts = _reader_texts()
+    found = {(page, m) for page, text in texts.items() for m in GH_NAME.findall(text)}
+    # Guards against a vacuous pass: the scan sees the pages, and sees a stale name.
+    assert len(found) >= 50, len(found)
+    assert _stale("charts.NotAChart") == "NotAChart"
+    assert _stale("charts.Polar.inverse") is None
+    stale = sorted((page, m) for page, m in found if _stale(m) is not None)
+    assert not stale, f"names that geomhess does not have: {stale}"
