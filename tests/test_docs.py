@@ -144,17 +144,21 @@ CODE_PAGES = [
     if FENCE.search(page.read_text())
 ]
 
-# What the prose around each page's code claims, checked in the page's namespace after
-# its blocks ran (in order, as a reader pastes them).
+# What the prose around each page's code claims, one check per ```python block, run
+# right after that block in the page's namespace (the blocks in order, as a reader
+# pastes them).
 CLAIMS = {
-    "README.md": """
-eig_theta = gh.hessian_invariants(loss0, gh.metrics.Euclidean(2), theta).eigenvalues
-eig_psi = gh.hessian_invariants(loss0_psi, metric0_psi, polar(theta)).eigenvalues
+    "README.md": [
+        """
+eig_theta = gh.hessian_invariants(loss, gh.metrics.Euclidean(2), theta).eigenvalues
+eig_psi = gh.hessian_invariants(loss_psi, metric_psi, polar(theta)).eigenvalues
 np.testing.assert_allclose(eig_psi, eig_theta, rtol=1e-12)
-naive = jnp.linalg.eigvalsh(jax.hessian(loss0_psi)(polar(theta)))
+naive = jnp.linalg.eigvalsh(jax.hessian(loss_psi)(polar(theta)))
 assert np.max(np.abs(naive - eig_theta)) > 0.1
-# The network: the invariant trace in psi estimates the exact trace of the Hessian in
-# theta (Euclidean there); the Euclidean trace in psi is off by far more.
+""",
+        """
+# The invariant trace in psi estimates the exact trace of the Hessian in theta
+# (Euclidean there); the Euclidean trace in psi is off by far more.
 flat, unravel = jax.flatten_util.ravel_pytree(params)
 exact = np.trace(jax.hessian(lambda u: loss(unravel(u)))(flat))
 est = gh.linalg.shape_operator_trace(loss_psi, metric_psi, psi, key=key)
@@ -164,32 +168,31 @@ assert abs(naive - exact) > 10 * abs(exact), (naive, exact)
 hv = gh.covariant_hvp(loss_psi, metric_psi, psi, v)
 assert jax.tree.structure(hv) == jax.tree.structure(params)
 """,
-    "docs/getting-started.md": """
+    ],
+    "docs/getting-started.md": [
+        """
 eig = gh.hessian_invariants(loss_psi, metric_psi, polar(theta)).eigenvalues
 np.testing.assert_allclose(eig, [0.15852904, 1.0], rtol=1e-5)
 naive = jnp.linalg.eigvalsh(jax.hessian(loss_psi)(polar(theta)))
 np.testing.assert_allclose(naive, [-0.767, 0.343], atol=5e-4)
+""",
+        """
 cartesian = theta - jnp.linalg.solve(jax.hessian(loss)(theta), jax.grad(loss)(theta))
 newton = polar.inverse(gh.exp_map(connection, psi, eta))
 np.testing.assert_allclose(newton, cartesian, rtol=1e-4, atol=1e-4)
 assert gh.classify_critical_point(loss, theta).kind == "not-critical"
 """,
+    ],
 }
 
 
 def _page_script(page):
-    script = "\n\n".join(FENCE.findall((ROOT / page).read_text()))
-    if page == "README.md":
-        # The README's first block names its 2-D example `loss`, `metric_psi` and
-        # `loss_psi`, and the network block reuses those names: keep the first ones.
-        first, rest = script.split("import jax.random as jr", 1)
-        script = (
-            first
-            + "loss0, metric0_psi, loss0_psi = loss, metric_psi, loss_psi\n"
-            + "import jax.random as jr"
-            + rest
-        )
-    return script
+    blocks = FENCE.findall((ROOT / page).read_text())
+    claims = CLAIMS[page]
+    assert len(claims) == len(blocks), (
+        f"{page} has {len(blocks)} ```python blocks and {len(claims)} checks in CLAIMS"
+    )
+    return "\n".join(b + c for b, c in zip(blocks, claims, strict=True))
 
 
 def test_every_page_with_code_has_its_claims_checked():
@@ -205,12 +208,7 @@ def test_every_page_with_code_has_its_claims_checked():
 def test_page_code_runs_and_returns_what_the_page_says(page):
     # In a fresh interpreter: a reader's session, without this suite's x64 and
     # strict-promotion settings (the page sets what it needs).
-    script = (
-        "import jax.flatten_util\nimport numpy as np\n"
-        + _page_script(page)
-        + "\n"
-        + CLAIMS[page]
-    )
+    script = "import jax.flatten_util\nimport numpy as np\n" + _page_script(page)
     result = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
