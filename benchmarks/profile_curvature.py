@@ -45,6 +45,7 @@ import geomhess as gh  # noqa: E402
 from benchmarks import _harness as hz  # noqa: E402
 from benchmarks.bench_curvature import DTYPE, cnn_problem, mlp_problem  # noqa: E402
 from geomhess._core.lanczos import _orthogonalize  # noqa: E402
+from geomhess._core.tree import rows_zeros, tree_random, tree_vdot  # noqa: E402
 from geomhess.optim._geometry import CoordinateGeometry  # noqa: E402
 from geomhess.optim._trust_region import truncated_cg  # noqa: E402
 
@@ -194,16 +195,15 @@ def hessian_free_parts(net, k=10, damping=100.0):
 def lanczos_parts(net, m=20):
     """Seconds of `m` chained shape-operator products, of `m` reorthogonalizations
     against a full `(m, d)` basis and its image alone, and of Lanczos."""
-    flat, unravel = ravel_pytree(net.theta)
-    d = flat.shape[0]
-
     chain = jax.jit(chained(net, m))
 
     @jax.jit
     def reorthogonalize(V, Z, w):
         def body(j, w):
             w, gw = _orthogonalize(w, w, V, Z)
-            return w / jnp.linalg.norm(w) + gw[0] * 1e-30  # keep both outputs live
+            norm = jnp.sqrt(tree_vdot(w, w))
+            # `+ 1e-30 gw` keeps both outputs live.
+            return jtu.tree_map(lambda a, b: a / norm + 1e-30 * b, w, gw)
 
         return jax.lax.fori_loop(0, m, body, w)
 
@@ -214,9 +214,8 @@ def lanczos_parts(net, m=20):
         ).eigenvalues
 
     keys = jr.split(jr.key(1), 3)
-    V = jr.normal(keys[0], (m, d), DTYPE)
-    Z = jr.normal(keys[1], (m, d), DTYPE)
-    w = jr.normal(keys[2], (d,), DTYPE)
+    V, Z = (tree_random(jr.normal, k, rows_zeros(m, net.theta)) for k in keys[:2])
+    w = tree_random(jr.normal, keys[2], net.theta)
     t = hz.steady_times({"chain": chain, "lanczos": lanczos}, (net.theta, net.v))
     t.update(hz.steady_times({"reorthogonalize": reorthogonalize}, (V, Z, w)))
     return {

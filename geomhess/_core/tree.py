@@ -71,3 +71,33 @@ def tree_random(sample, key, x):
             for k, leaf in zip(keys, leaves, strict=True)
         ],
     )
+
+
+# A block of `m` tangent vectors is stored as one pytree shaped like the point with
+# a leading axis of length `m` on every leaf (row `i` of every leaf is vector `i`),
+# so a Krylov basis is never raveled into one `(m, d)` array.
+
+
+def rows_zeros(m, x):
+    """A block of `m` zero vectors shaped like `x`: leaves of shape `(m, *leaf.shape)`."""
+    return jtu.tree_map(lambda leaf: jnp.zeros((m, *jnp.shape(leaf)), leaf.dtype), x)
+
+
+def rows_set(B, i, v, **at_kwargs):
+    """The block `B` with row `i` replaced by the vector `v` (`at[i].set` per leaf)."""
+    return jtu.tree_map(lambda rows, leaf: rows.at[i].set(leaf, **at_kwargs), B, v)
+
+
+def rows_vdot(B, w):
+    """`B w`: the `(m,)` Euclidean inner products of each row of `B` with `w`."""
+    parts = [
+        jnp.tensordot(rows, leaf, axes=jnp.ndim(leaf))
+        for rows, leaf in zip(jtu.tree_leaves(B), jtu.tree_leaves(w), strict=True)
+    ]
+    return sum(parts[1:], parts[0])
+
+
+def rows_combine(c, B):
+    """`c^T B`: the combination `sum_i c_i B_i` of the rows, a vector (for `c` of
+    shape `(m,)`) or a block (for `c` of shape `(m, k)`, one combination per column)."""
+    return jtu.tree_map(lambda rows: jnp.tensordot(c, rows, axes=(0, 0)), B)

@@ -23,10 +23,10 @@ functions with `metric=gh.metrics.Euclidean()`, where the connection is flat and
 across a reparametrization shows which numbers are geometry and which are chart.
 
 Coordinates: `x` is the point in the coordinates `f` and `metric` are written in
-(any pytree of floating arrays with one dtype); Hutchinson's probes are drawn leaf
-by leaf on the pytree, Hutch++ sketches and Krylov vectors are raveled with
-`jax.flatten_util.ravel_pytree`, and only `(k, d)` blocks (a sketch, a Krylov basis)
-are stored, never a `(d, d)` matrix. Every function takes an explicit
+(any pytree of floating arrays with one dtype); Hutchinson's probes and the Krylov
+vectors are pytrees shaped like the point, Hutch++'s sketch is raveled with
+`jax.flatten_util.ravel_pytree` (its QR needs one matrix), and only blocks of `k`
+vectors (a sketch, a Krylov basis) are stored, never a `(d, d)` matrix. Every function takes an explicit
 `key`; with the same key the result is deterministic.
 """
 
@@ -43,7 +43,7 @@ from jaxtyping import Array, Float
 
 from .._core.checks import check_finite, check_point
 from .._core.lanczos import lanczos, tridiagonal_eigh
-from .._core.tree import tree_random, tree_vdot
+from .._core.tree import rows_combine, rows_vdot, tree_random, tree_vdot
 from ..connections import Flat, LeviCivita
 from ..metrics import Euclidean
 from ..operators._coerce import as_metric
@@ -148,7 +148,7 @@ class SpectralDensity(eqx.Module):
 
 
 # ---------------------------------------------------------------------------------
-# The operator on flat vectors
+# The operator
 # ---------------------------------------------------------------------------------
 
 
@@ -159,8 +159,12 @@ def _ravel(tree):
     return ravel_pytree(jax.lax.optimization_barrier(tree))[0]
 
 
-class _FlatShapeOperator(eqx.Module):
-    """`H`, `G^{-1}` and `G` at a point, acting on raveled `(d,)` vectors."""
+class _ShapeOperator(eqx.Module):
+    """`H`, `G^{-1}` and `G` at a point, on tangent vectors shaped like the point.
+
+    Lanczos and Hutchinson use these as they are; `flat` gives the same maps on
+    raveled `(d,)` vectors, for Hutch++'s sketch (a `(k, d)` matrix for QR).
+    """
 
     f: Callable
     metric: object
@@ -170,22 +174,21 @@ class _FlatShapeOperator(eqx.Module):
     euclidean: bool = eqx.field(static=True)
 
     def hvp(self, v):
-        return _ravel(covariant_hvp(self.f, self.connection, self.x, self.unravel(v)))
+        return covariant_hvp(self.f, self.connection, self.x, v)
 
     def raise_index(self, w):
-        return _ravel(self.metric.raise_index(self.x, self.unravel(w)))
+        return self.metric.raise_index(self.x, w)
 
     def mvp(self, v):
-        return _ravel(self.metric.mvp(self.x, self.unravel(v)))
+        return self.metric.mvp(self.x, v)
 
     def apply(self, v):
         """`E v = G^{-1} H v`."""
         return self.raise_index(self.hvp(v))
 
-    def apply_tree(self, v):
-        """`E v` for `v` a pytree shaped like `x`, without raveling."""
-        hv = covariant_hvp(self.f, self.connection, self.x, v)
-        return self.metric.raise_index(self.x, hv)
+    def flat(self, method):
+        """`method` (one of the maps above) on raveled `(d,)` vectors."""
+        return lambda v: _ravel(method(self.unravel(v)))
 
     def run_lanczos(self, v0, num_iterations, key):
         """[`lanczos`][] on this operator; for `G = I` without storing `Z = G V`."""
@@ -194,7 +197,7 @@ class _FlatShapeOperator(eqx.Module):
         return lanczos(self.hvp, self.raise_index, self.mvp, v0, num_iterations, key)
 
 
-def _flat_operator(caller, f, metric, x):
+def _shape_operator(caller, f, metric, x):
     check_point(caller, x)
     dtypes = {jnp.result_type(leaf) for leaf in jax.tree_util.tree_leaves(x)}
     if len(dtypes) != 1:
@@ -209,7 +212,7 @@ def _flat_operator(caller, f, metric, x):
     connection = Flat() if euclidean else LeviCivita(metric)
     x = check_finite(caller, x)
     flat, unravel = ravel_pytree(x)
-    return _FlatShapeOperator(f, metric, connection, x, unravel, euclidean), flat
+    return _ShapeOperator(f, metric, connection, x, unravel, euclidean), flat
 
 
 def _check_key(caller, key):
@@ -266,7 +269,7 @@ def _hutchinson(op, key, num_probes, batch_size):
     # unraveling each product would copy every parameter four times per probe.
     def sample(k):
         z = tree_random(jr.rademacher, k, op.x)
-        return tree_vdot(z, op.apply_tree(z))
+        return tree_vdot(z, op.apply(z))
 
     samples = _map_probes(sample, jr.split(key, num_probes), batch_size=batch_size)
     return _mean_and_error(samples)
@@ -275,17 +278,20 @@ def _hutchinson(op, key, num_probes, batch_size):
 def _hutch_plus_plus(op, flat, key, num_probes, batch_size):
     (d,) = flat.shape
     k = num_probes // 3
+    apply, mvp, hvp, raise_index = map(
+        op.flat, (op.apply, op.mvp, op.hvp, op.raise_index)
+    )
     sketch_key, residual_key = jr.split(key)
     # The sketch: range of E S for a Rademacher S, then an orthonormal basis U
     # (Householder QR, so U is orthonormal even when E S is rank deficient).
     S = jr.rademacher(sketch_key, (k, d), flat.dtype)
-    Y = _map_probes(op.apply, S, batch_size=batch_size)
+    Y = _map_probes(apply, S, batch_size=batch_size)
     U = jnp.linalg.qr(Y.T)[0].T  # (r, d), r = min(k, d)
     # The G-orthogonal projector onto span(U) is P = U^T M^{-1} U G with
     # M = U G U^T; since E is G-self-adjoint, tr(P E) = tr(M^{-1} U H U^T), a small
     # symmetric problem.
-    GU = _map_probes(op.mvp, U, batch_size=batch_size)
-    HU = _map_probes(op.hvp, U, batch_size=batch_size)
+    GU = _map_probes(mvp, U, batch_size=batch_size)
+    HU = _map_probes(hvp, U, batch_size=batch_size)
     M = U @ GU.T
     M = 0.5 * (M + M.T)
     A = U @ HU.T
@@ -300,9 +306,9 @@ def _hutch_plus_plus(op, flat, key, num_probes, batch_size):
     # (I - P) is applied on the left without another G product.
     def sample(key_):
         z = jr.rademacher(key_, (d,), flat.dtype)
-        y = z - jsl.cho_solve(factor, U @ op.mvp(z)) @ U
-        h = op.hvp(y)
-        return jnp.vdot(z, op.raise_index(h)) - jnp.vdot(
+        y = z - jsl.cho_solve(factor, U @ mvp(z)) @ U
+        h = hvp(y)
+        return jnp.vdot(z, raise_index(h)) - jnp.vdot(
             U @ z, jsl.cho_solve(factor, U @ h)
         )
 
@@ -316,7 +322,7 @@ def _hutch_plus_plus(op, flat, key, num_probes, batch_size):
 
 @eqx.filter_jit
 def _trace_impl(f, metric, x, key, num_probes, method, batch_size):
-    op, flat = _flat_operator("shape_operator_trace", f, metric, x)
+    op, flat = _shape_operator("shape_operator_trace", f, metric, x)
     if method == "hutchinson":
         estimate, error = _hutchinson(op, key, num_probes, batch_size)
     else:
@@ -403,14 +409,14 @@ _WHICH = ("largest", "smallest", "magnitude")
 def _ritz_impl(f, metric, x, key, num_iterations, vectors):
     # `k` and `which` only select among the Ritz values, outside this function, so
     # that calls differing in them share one compilation.
-    op, flat = _flat_operator("shape_operator_eigenvalues", f, metric, x)
+    op, flat = _shape_operator("shape_operator_eigenvalues", f, metric, x)
     start_key, restart_key = jr.split(key)
-    v0 = jr.normal(start_key, flat.shape, flat.dtype)
+    v0 = op.unravel(jr.normal(start_key, flat.shape, flat.dtype))
     decomposition = op.run_lanczos(v0, num_iterations, restart_key)
     theta, S, residuals = tridiagonal_eigh(decomposition)
-    # Ritz vectors y_i = V^T S[:, i], an (m, d) block.
-    ritz_vectors = S.T @ decomposition.basis if vectors else None
-    return theta, residuals, ritz_vectors, op.unravel
+    # Ritz vectors y_i = V^T S[:, i], a block of m rows.
+    ritz_vectors = rows_combine(S, decomposition.basis) if vectors else None
+    return theta, residuals, ritz_vectors
 
 
 def shape_operator_eigenvalues(
@@ -468,7 +474,7 @@ def shape_operator_eigenvalues(
             f"`{caller}`: `k={k}` exceeds the number of Lanczos iterations "
             f"({num_iterations}, capped at the dimension d={d})."
         )
-    theta, residuals, ritz_vectors, unravel = _ritz_impl(
+    theta, residuals, ritz_vectors = _ritz_impl(
         f, metric, x, key, num_iterations, bool(return_eigenvectors)
     )
     if which == "largest":
@@ -480,7 +486,7 @@ def shape_operator_eigenvalues(
     order = order[:k]
     eigenvectors = None
     if ritz_vectors is not None:
-        eigenvectors = jax.vmap(unravel)(ritz_vectors[order])
+        eigenvectors = jax.tree_util.tree_map(lambda rows: rows[order], ritz_vectors)
     return EigenvalueEstimate(
         theta[order], residuals[order], num_iterations, eigenvectors
     )
@@ -507,10 +513,10 @@ def _slq_nodes_weights(op, flat, key, num_probes, num_iterations, batch_size):
 
     def probe(key_):
         probe_key, restart_key = jr.split(key_)
-        z = jr.rademacher(probe_key, flat.shape, flat.dtype)
+        z = op.unravel(jr.rademacher(probe_key, flat.shape, flat.dtype))
         decomposition = op.run_lanczos(z, num_iterations, restart_key)
         theta, S, _ = tridiagonal_eigh(decomposition)
-        c = decomposition.basis @ z
+        c = rows_vdot(decomposition.basis, z)
         weights = decomposition.start_norm * (c @ S) * S[0]
         return theta, weights
 
@@ -526,7 +532,7 @@ def _check_slq(caller, key, num_probes, num_iterations, x):
 
 @eqx.filter_jit
 def _logdet_impl(f, metric, x, key, num_probes, num_iterations, shift, batch_size):
-    op, flat = _flat_operator("shape_operator_logdet", f, metric, x)
+    op, flat = _shape_operator("shape_operator_logdet", f, metric, x)
     nodes, weights = _slq_nodes_weights(
         op, flat, key, num_probes, num_iterations, batch_size
     )
@@ -593,7 +599,7 @@ def shape_operator_logdet(
 def _density_impl(
     f, metric, x, key, num_probes, num_iterations, grid, sigma, batch_size
 ):
-    op, flat = _flat_operator("shape_operator_density", f, metric, x)
+    op, flat = _shape_operator("shape_operator_density", f, metric, x)
     nodes, weights = _slq_nodes_weights(
         op, flat, key, num_probes, num_iterations, batch_size
     )
