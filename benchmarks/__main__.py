@@ -3,15 +3,14 @@
 Usage:
     python -m benchmarks                  # full runs; each rewrites its results page
     python -m benchmarks --quick          # smoke run of every code path, pages kept
-    python -m benchmarks --only optim     # one benchmark (dense, network, optim, curvature)
+    python -m benchmarks --only optim     # one (dense, network, optim, curvature, checks)
     python -m benchmarks --render         # re-render the pages from the saved JSON
 
 Each benchmark is a module (`bench_dense.py`, `bench_network.py`, `bench_optim.py`,
-`bench_curvature.py`)
-that declares its problems, contenders and goals and leaves the timing, the check
-before timing, the environment record and the tables to `benchmarks/_harness.py`
-(and the concerns beside it to `_baselines.py`, `_memory.py`, `_peers.py` and
-`_solvers.py`).
+`bench_curvature.py`, `bench_checks.py`) that declares its problems, contenders and
+goals and leaves the timing, the check before timing, the environment record and
+the tables to `benchmarks/_harness.py` (and the concerns beside it to
+`_baselines.py`, `_memory.py`, `_peers.py` and `_solvers.py`).
 Each runs in its own subprocess (its own JAX configuration: x64 on for dense and
 optim, off for the float32 network), which saves its payload to
 `benchmarks/.results/NAME.json`; this process then renders the page from that JSON,
@@ -38,6 +37,7 @@ BENCHMARKS = {
     "network": "benchmarks.bench_network",
     "optim": "benchmarks.bench_optim",
     "curvature": "benchmarks.bench_curvature",
+    "checks": "benchmarks.bench_checks",
 }
 FORMAT = "geomhess-bench/1"  # payloads from before the harness lack it
 # The goal verdicts of every results page, gathered into the top-level README and the

@@ -44,6 +44,7 @@ import json
 import os
 import pathlib
 import platform
+import string
 import subprocess
 import sys
 import time
@@ -56,6 +57,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
+PAGES = HERE / "pages"  # the results pages' templates (`fill_page`)
 RESULTS_DIR = HERE / ".results"
 CHECK = "_check"  # the key of a custom check's report in `run_problem`'s rows
 
@@ -438,6 +440,26 @@ def timing_table(times, label, fmt, per):
         "| --- | ---: | ---: |",
         *(f"| {name} | {fmt(t)} | {t / base:.2f}x |" for name, t in times.items()),
     ]
+
+
+def fill_page(name, **values):
+    """The template `benchmarks/pages/{name}.md` with each `${key}` replaced by
+    `values[key]` (a list of lines is joined by newlines, anything else by `str`).
+
+    A results page's prose lives in its template, so that a benchmark's module holds
+    its problems, contenders, checks and goals, and only the numbers for the prose.
+    A template slot without a value, or a value without a slot, is an error.
+    """
+    template = string.Template((PAGES / f"{name}.md").read_text())
+    slots = set(template.get_identifiers())
+    if slots != set(values):
+        raise KeyError(
+            f"pages/{name}.md: slots without a value {sorted(slots - set(values))}, "
+            f"values without a slot {sorted(set(values) - slots)}"
+        )
+    return template.substitute(
+        {k: "\n".join(v) if isinstance(v, list) else str(v) for k, v in values.items()}
+    )
 
 
 def write_report(lines, out):

@@ -22,7 +22,8 @@ from benchmarks import _harness as hz
 
 def missing(python, setup):
     """The reason a peer's rows do not run: its venv's `python` is not there."""
-    return f"{python.relative_to(hz.ROOT)} not found (run `bash benchmarks/{setup}`)"
+    where = python.relative_to(hz.ROOT) if python.is_relative_to(hz.ROOT) else python
+    return f"{where} not found (run `bash benchmarks/{setup}`)"
 
 
 def save_problems(path, groups, keys):
@@ -41,11 +42,14 @@ def save_problems(path, groups, keys):
 class Worker:
     """A worker script in a peer's venv: `call(op=..., ...)` sends one command and
     returns its answer; an answer with an `error`, or a dead process, raises
-    `SystemExit`."""
+    `SystemExit`. `script` is a path, or the arguments after `python` (e.g.
+    `["-m", "benchmarks.bench_checks", "--worker"]`, run from the repository root)."""
 
     def __init__(self, python, script, log, env, first):
+        script = [str(script)] if isinstance(script, str | pathlib.Path) else script
         self.process = subprocess.Popen(
-            [str(python), str(script)],
+            [str(python), *script],
+            cwd=hz.ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,

@@ -680,30 +680,15 @@ def run(quick=False):
     }
 
 
+SIZE_KEYS = ("m", "k_eig", "k_cg", "hf_damping", "probes", "slq_probes", "slq_steps")
+
+
 def render(payload):
     results, memory, sizes = payload["results"], payload["memory"], payload["sizes"]
     names = list(results)
     first = payload["rows"][names[0]]
     labels = {row["name"]: row["label"] for row in first}
-    lines = hz.render_environment(payload["env"], notes=["float32, x64 off."])
-    lines += [
-        "",
-        "What each row computes and how it is checked before timing: the docstring of "
-        "`benchmarks/bench_curvature.py`. All rows of one network are timed in the "
-        "same rotating rounds, so their ratios are comparable even on a loaded machine.",
-        "",
-        f"Sizes: Lanczos `m = {sizes['m']}` steps (top {sizes['k_eig']} Ritz values), "
-        f"Hessian-free `k = {sizes['k_cg']}` CG steps (damping {sizes['hf_damping']}, "
-        "`kappa = 0` so that exactly `k` run), Hutchinson and Hutch++ "
-        f"{sizes['probes']} probes, SLQ {sizes['slq_probes']} probes x "
-        f"{sizes['slq_steps']} steps.",
-        "",
-        "## Goals",
-        "",
-        hz.render_goals(GOALS, results, labels),
-        "",
-        "Per network:",
-        "",
+    goal_table = [
         "| goal | " + " | ".join(names) + " |",
         "| --- |" + " ---: |" * len(names),
     ]
@@ -711,12 +696,9 @@ def render(payload):
         cells = []
         for name in names:
             met, worst, _ = hz.evaluate_goal(goal, {name: results[name]}, labels)
-            cells.append(
-                "-"
-                if worst is None
-                else f"{worst:.2f}x ({'met' if met else 'NOT met'})"
-            )
-        lines.append(
+            verdict = "met" if met else "NOT met"
+            cells.append("-" if worst is None else f"{worst:.2f}x ({verdict})")
+        goal_table.append(
             f"| `{goal.numerator}` / `{goal.denominator}` <= {goal.bound:g}x | "
             + " | ".join(cells)
             + " |"
@@ -725,38 +707,31 @@ def render(payload):
         "check",
         lambda problem, name, row: f"{results[problem][hz.CHECK][name]:.1e}",
     )
+    group_tables = []
     for group, (title, base) in GROUPS.items():
-        group_labels = {
-            row["name"]: row["label"] for row in first if row["group"] == group
-        }
-        lines += [
-            "",
-            f"## {title}",
-            "",
-            hz.render_table(results, group_labels, base, columns=[check]),
-        ]
-    lines += [
-        "",
-        "## Memory against parameter count",
-        "",
-        "XLA's compiled temporary buffers and the largest array in the optimized HLO, "
-        "in elements and in units of `d`; every row is asserted to hold no array of "
-        "`d^2` elements or more.",
-        "",
+        group_labels = {r["name"]: r["label"] for r in first if r["group"] == group}
+        table = hz.render_table(results, group_labels, base, columns=[check])
+        group_tables.append(f"## {title}\n\n{table}")
+    memory_table = [
         "| network | d | row | temp | temp / (4 d) | largest array | / d |",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for name in names:
         d = payload["dims"][name]
         for row, mem in memory[name].items():
-            lines.append(
-                f"| {name} | {d:,} | `{row}` | {hz.fmt_mib(mem.get('temp_bytes', 0))} "
-                f"| {mem.get('temp_bytes', 0) / (4 * d):.1f} | {mem['largest_elems']:,} "
+            temp = mem.get("temp_bytes", 0)
+            memory_table.append(
+                f"| {name} | {d:,} | `{row}` | {hz.fmt_mib(temp)} "
+                f"| {temp / (4 * d):.1f} | {mem['largest_elems']:,} "
                 f"| {mem['largest_elems'] / d:.1f} |"
             )
-    shifts = ", ".join(f"{n}: {s:.3g}" for n, s in payload["shifts"].items())
-    lines += [
-        "",
-        f"SLQ shifts (past the smallest Ritz value of the Hessian): {shifts}.",
-    ]
-    return "\n".join(lines) + "\n"
+    return hz.fill_page(
+        "curvature",
+        environment=hz.render_environment(payload["env"], notes=["float32, x64 off."]),
+        **{key: sizes[key] for key in SIZE_KEYS},
+        goals=hz.render_goals(GOALS, results, labels),
+        goal_table=goal_table,
+        group_tables="\n\n".join(group_tables),
+        memory_table=memory_table,
+        shifts=", ".join(f"{n}: {s:.3g}" for n, s in payload["shifts"].items()),
+    )

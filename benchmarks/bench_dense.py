@@ -458,63 +458,36 @@ def plot(payload, directory):
 def render(payload):
     meta, results = payload["meta"], payload["results"]
     dense = {k: v for k, v in results.items() if k != "mlp"}
-    lines = hz.render_environment(
-        payload["env"],
-        peers={"geomstats environment (`.venv-geomstats`)": payload["peer"]},
-    )
-    lines += [
-        "",
-        f"### Christoffel symbols and covariant Hessian (float64, batch of "
-        f"{meta['batch']} with `jax.vmap`)",
-        "",
-        'Steady-state times are medians per call over rotating rounds; "1st call" '
-        "includes tracing and compilation. `this / plain` above 1 means slower than "
-        "the hand-written JAX reference; `geomstats / this` is how many times faster "
-        "than geomstats (geomstats times itself in its worker, in its own process).",
-        "",
-        hz.render_table(dense, DENSE_ROWS, ratios=[("*", "plain"), ("geomstats", "*")]),
-        "",
-        f"![Steady-state time per call against the dimension d, batch of "
-        f"{meta['batch']}: geomhess, plain JAX and geomstats]({PLOT})",
-        "",
-        "Agreement checked before timing (max abs difference from geomhess): "
-        + "; ".join(
-            f"{name}: plain JAX {t[hz.CHECK]['plain']:.1e}"
-            + (
-                f", geomstats {t[hz.CHECK]['geomstats']:.1e}"
-                if "geomstats" in t[hz.CHECK]
-                else ""
-            )
-            + f" (largest entry {t[hz.CHECK]['scale']:.2g})"
-            for name, t in dense.items()
-        )
-        + ".",
-        "",
-        f"### MLP: covariant HVP (float32, {meta['n_params']:,} parameters, layers "
-        f"{meta['mlp_sizes']}, tanh, MSE on a batch of {meta['mlp_batch']})",
-        "",
-        "Metric `gh.metrics.Diagonal(lambda p: tree_map(lambda w: 1 + w**2, p))`. A "
-        "covariant HVP needs the gradient `df` as well as `H v`; a plain HVP that "
-        "returns only `H v` lets XLA drop the gradient's weight products, so the "
-        "HVP-and-gradient row is the floor for any covariant HVP, and the by-hand row "
-        "is that floor plus this metric's (elementwise) connection term.",
-        "",
-        hz.render_table(
+
+    def agreement(check):
+        theirs = f", geomstats {check['geomstats']:.1e}" if "geomstats" in check else ""
+        return f"plain JAX {check['plain']:.1e}{theirs} (largest entry {check['scale']:.2g})"
+
+    c = results["mlp"][hz.CHECK]
+    return hz.fill_page(
+        "dense",
+        environment=hz.render_environment(
+            payload["env"],
+            peers={"geomstats environment (`.venv-geomstats`)": payload["peer"]},
+        ),
+        batch=meta["batch"],
+        dense_table=hz.render_table(
+            dense, DENSE_ROWS, ratios=[("*", "plain"), ("geomstats", "*")]
+        ),
+        plot=PLOT,
+        dense_checks="; ".join(
+            f"{name}: {agreement(t[hz.CHECK])}" for name, t in dense.items()
+        ),
+        n_params=f"{meta['n_params']:,}",
+        mlp_sizes=meta["mlp_sizes"],
+        mlp_batch=meta["mlp_batch"],
+        mlp_table=hz.render_table(
             {"mlp": results["mlp"]},
             MLP_ROWS,
             ratios=[("*", "grad"), ("*", "hvp"), ("*", "hvp_and_grad")],
         ),
-    ]
-    c = results["mlp"][hz.CHECK]
-    lines += [
-        "",
-        "Checked before timing: `gh.covariant_hvp` on a small float64 MLP against the "
-        f"dense plain-JAX reference (max abs difference {c['dense_f64']:.1e}), and on "
-        f"this MLP against the by-hand closed form ({c['closed_form_f32']:.1e}, "
-        f"largest entry {c['scale']:.2g}).",
-        "",
-        "### Goals",
-        "",
-        hz.render_goals(GOALS, results),
-    ]
-    return "\n".join(lines) + "\n"
+        dense_f64=f"{c['dense_f64']:.1e}",
+        closed_form_f32=f"{c['closed_form_f32']:.1e}",
+        scale=f"{c['scale']:.2g}",
+        goals=hz.render_goals(GOALS, results),
+    )

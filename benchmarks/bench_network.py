@@ -674,7 +674,7 @@ def render(payload):
     meta, results, labels = payload["meta"], payload["results"], payload["labels"]
     gn = payload["gauss_newton"]
     rounds = {s: next(iter(r.values()))["rounds"] for s, r in results.items()}
-    lines = hz.render_environment(
+    environment = hz.render_environment(
         payload["env"],
         notes=[
             "Float32, x64 off. No GPU: the device tool lends no GPU to this task, so "
@@ -687,18 +687,6 @@ def render(payload):
             "gh.ScalarField(loss).reparametrize(chart)`.",
         ],
     )
-    lines += [
-        "",
-        "Compile is `jax.jit(fn).lower(args).compile()` (tracing, lowering, XLA), "
-        'timed apart; "1st run" is the first execution after it; steady is the '
-        "median time per call over rounds in which the compared functions take "
-        f"turns in rotating order ({rounds['hvp']} rounds for the HVPs, "
-        f"{rounds['trace']} for the traces, {rounds['eig']} for the eigenvalues). "
-        "XLA temp is the compiled program's temporary buffers (`memory_analysis()`).",
-        "",
-        "### Covariant HVP",
-        "",
-    ]
 
     def table(section, base, columns=()):
         rows = {section: results[section]}
@@ -714,110 +702,28 @@ def render(payload):
             return ""
         return hz.fmt_ratio(row["steady_s"] / _steady(results, problem, base))
 
-    lines += [
-        table(
-            "hvp", "hvp", [("/ plain HVP, same loss and coordinates", same_coordinates)]
-        ),
-        "",
-        "Checked before timing (max abs difference / largest entry): "
-        + "; ".join(
-            f"{name}: {diff:.1e} / {scale:.2g}"
-            for name, (diff, scale) in results["hvp"][hz.CHECK].items()
-        )
-        + ".",
-        "",
-        f"### Gauss-Newton metric, float32, damping {gn['damping']:g}",
-        "",
-        f"`metric = gh.metrics.GaussNewton(model, inputs, 'squared_error', "
-        f"damping={gn['damping']:g})` at theta, `raise_index` by geomhess's conjugate "
-        "gradients with the default float32 tolerance (relative residual 100 eps, "
-        "1.2e-5).",
-        "",
-    ]
     if gn["ok"]:
         checks = results["gauss_newton"][hz.CHECK]
-        lines += [
-            table("gauss_newton", "gn_mvp"),
-            "",
-            "Checked before timing: the natural gradient `u` solves `G u = df` to a "
-            f"relative residual of {checks['residual']:.1e} (recomputed with "
+        gauss_newton = (
+            table("gauss_newton", "gn_mvp")
+            + "\n\nChecked before timing: the natural gradient `u` solves `G u = df` "
+            f"to a relative residual of {checks['residual']:.1e} (recomputed with "
             "`metric.mvp`; limit 1e-4), and the covariant Hessian is symmetric, "
             "`|<u, nabla^2 f v> - <v, nabla^2 f u>|` / `(|u| |nabla^2 f v|)` = "
-            f"{checks['asymmetry']:.1e} for two random tangents (limit 1e-3).",
-        ]
+            f"{checks['asymmetry']:.1e} for two random tangents (limit 1e-3)."
+        )
     else:
-        lines.append(f"FAILED on this network: {gn['message']}.")
-    ct = results["trace"][hz.CHECK]
+        gauss_newton = f"FAILED on this network: {gn['message']}."
+    ct, ce = results["trace"][hz.CHECK], results["eig"][hz.CHECK]
     values = ct["values"]
-    lines += [
-        "",
-        f"### Trace, Hutchinson with {meta['num_probes']} Rademacher probes",
-        "",
-        table(
-            "trace",
-            "pyhessian_psi",
-            [
-                (
-                    "estimate +- std error",
-                    lambda p, n, r: f"{values[n][0]:.5g} +- {values[n][1]:.2g}",
-                )
-            ],
-        ),
-        "",
-        "Checked before timing: geomhess's invariant trace equals the by-hand one with "
-        f"the same probes (relative difference {ct['same probes']:.1e}); geomhess's "
-        "naive trace and the PyHessian way (the same probes: both draw one array "
-        "per leaf from the same keys) differ by "
-        f"{ct['gh_naive_psi vs pyhessian_psi']:.1f} combined standard errors; the "
-        "invariant trace at psi and the naive (= invariant) trace at theta, "
-        f"{values['pyhessian_theta'][0]:.5g} +- {values['pyhessian_theta'][1]:.2g} "
-        "(the PyHessian way, other probes; not timed), by "
-        f"{ct['gh_invariant_psi vs pyhessian_theta']:.1f} (limit 4). The naive trace "
-        "at psi is off the invariant one by "
-        f"{ct['naive vs invariant at psi']:.0f} standard errors: that is the chart.",
-    ]
-    ce = results["eig"][hz.CHECK]
-    lines += [
-        "",
-        f"### Top-{meta['k']} eigenvalues (largest magnitude)",
-        "",
-        table(
-            "eig",
-            "pyhessian_psi",
-            [
-                (
-                    "eigenvalues",
-                    lambda p, n, r: ", ".join(f"{x:.4g}" for x in ce["values"][n]),
-                )
-            ],
-        ),
-        "",
-        f"PyHessian's power iteration took {ce['pyhessian_iterations']} HVPs for its "
-        f"{meta['k']} eigenvalues (sum {sum(ce['pyhessian_iterations'])}); Lanczos "
-        f"takes {meta['lanczos_iterations']}. Checked before timing, each pair to "
-        "within the sum of its residual bounds (`||H y - theta y||`, in the metric's "
-        "norm for the invariant ones; computed here for the power iteration's "
-        "vectors) plus 1e-3 of the largest eigenvalue: geomhess's naive Ritz values "
-        "against the plain Lanczos from the same start vector (max abs difference "
-        f"{ce['gh naive vs plain Lanczos']:.2g}), the invariant ones at psi against "
-        f"those at theta ({ce['invariant at psi vs at theta']:.2g}), geomhess's naive "
-        f"ones against the PyHessian way ({ce['gh naive vs PyHessian way']:.2g}). "
-        "Largest residual bounds: "
-        + ", ".join(f"{name} {max(res):.2g}" for name, res in ce["residuals"].items())
-        + ". The naive eigenvalues at psi differ from the invariant ones by up to "
-        f"{100 * ce['naive vs invariant at psi (relative)']:.0f}%.",
-        "",
-        "### Memory against the parameter count",
-        "",
-        "Each size in a fresh subprocess (width `h` in 64 -> h -> h -> 16). XLA: the "
-        "compiled program's output and temporary buffers (arguments excluded; they "
-        "are the parameters, the tangent and the data). RSS rise: the peak resident "
-        "set size during the first execution (after compiling) minus the resident set "
-        "size just before it, through `/proc/self/clear_refs` and `VmHWM`. In bytes "
-        "per parameter; a float32 copy of the parameters is 4 B/param.",
-        "",
-    ]
-    memory = payload["memory"]
+    trace_cell = (
+        "estimate +- std error",
+        lambda p, n, r: "{:.5g} +- {:.2g}".format(*values[n]),
+    )
+    eig_cell = (
+        "eigenvalues",
+        lambda p, n, r: ", ".join(f"{x:.4g}" for x in ce["values"][n]),
+    )
     op_labels = {
         "grad": "`jax.grad`",
         "hvp_psi": "plain HVP",
@@ -828,14 +734,43 @@ def render(payload):
         "eig_invariant": f"invariant top-{meta['k']} (Lanczos, "
         f"{meta['lanczos_iterations']} its)",
     }
-    lines += _memory.render_table(memory, op_labels)
-    lines += [
-        "",
-        "### Goals",
-        "",
-        hz.render_goals(GOALS, results, extra=extra_goal_lines(payload)),
-    ]
-    return "\n".join(lines) + "\n"
+    return hz.fill_page(
+        "network",
+        environment=environment,
+        rounds_hvp=rounds["hvp"],
+        rounds_trace=rounds["trace"],
+        rounds_eig=rounds["eig"],
+        hvp_table=table(
+            "hvp", "hvp", [("/ plain HVP, same loss and coordinates", same_coordinates)]
+        ),
+        hvp_checks="; ".join(
+            f"{name}: {diff:.1e} / {scale:.2g}"
+            for name, (diff, scale) in results["hvp"][hz.CHECK].items()
+        ),
+        damping=f"{gn['damping']:g}",
+        gauss_newton=gauss_newton,
+        num_probes=meta["num_probes"],
+        trace_table=table("trace", "pyhessian_psi", [trace_cell]),
+        same_probes=f"{ct['same probes']:.1e}",
+        naive_vs_pyhessian=f"{ct['gh_naive_psi vs pyhessian_psi']:.1f}",
+        trace_at_theta="{:.5g} +- {:.2g}".format(*values["pyhessian_theta"]),
+        invariant_vs_theta=f"{ct['gh_invariant_psi vs pyhessian_theta']:.1f}",
+        naive_vs_invariant=f"{ct['naive vs invariant at psi']:.0f}",
+        k=meta["k"],
+        eig_table=table("eig", "pyhessian_psi", [eig_cell]),
+        power_iterations=ce["pyhessian_iterations"],
+        power_sum=sum(ce["pyhessian_iterations"]),
+        lanczos_iterations=meta["lanczos_iterations"],
+        naive_vs_plain=f"{ce['gh naive vs plain Lanczos']:.2g}",
+        psi_vs_theta=f"{ce['invariant at psi vs at theta']:.2g}",
+        naive_vs_power=f"{ce['gh naive vs PyHessian way']:.2g}",
+        residual_bounds=", ".join(
+            f"{name} {max(res):.2g}" for name, res in ce["residuals"].items()
+        ),
+        naive_vs_invariant_eig=f"{100 * ce['naive vs invariant at psi (relative)']:.0f}",
+        memory_table=_memory.render_table(payload["memory"], op_labels),
+        goals=hz.render_goals(GOALS, results, extra=extra_goal_lines(payload)),
+    )
 
 
 def extra_goal_lines(payload):

@@ -723,27 +723,9 @@ def run(quick=False, seed=0):
 def render(payload):
     tr, adam = payload["tr"], payload["adam"]
     random_starts = tuple(name for name in tr if not name.endswith("-warm"))
-    lines = hz.render_environment(
-        payload["env"],
-        peers={"Peer environment (`.venv-optim-peers`)": payload["peer_versions"]},
-    )
-    lines += [
-        "",
-        f"### Trust regions to a Riemannian gradient norm below {TOL:g} (float64)",
-        "",
-        "Wall time (steady) is the median over rotating rounds of one whole solve "
-        "from the starting point to the tolerance (for geomhess: one call of a "
-        "jitted solve, compiled beforehand; for pymanopt: `optimizer.run`, timed in "
-        "its own process). \"1st call\" is geomhess's first call with JAX's caches "
-        "cleared: tracing, compilation and one solve. Iterations are outer "
-        "(trust-region) iterations, rejected steps included, as pymanopt counts "
-        "them. `f - f*` is against `numpy.linalg.eigh`. The floor rows time "
-        "nothing but the products with `A` (one per Hessian-vector product, one "
-        "per gradient at each iterate): with pymanopt's counts, and with "
-        "geomhess's own (the `hvp_fn` solve's), which the goals use.",
-    ]
     labels = {**TR_ROWS, **FLOOR_ROWS}
     sci = "{:.1e}".format
+    tr_tables = []
     for name, rows in tr.items():
         report = rows[hz.CHECK]
 
@@ -760,107 +742,63 @@ def render(payload):
                 f"Hessian-vector products ({report['products']} products with `A` "
                 f"in all); {counts}"
             )
-        lines += [
-            "",
-            f"**{payload['titles'][name]}; {counts}.**",
-            "",
-            hz.render_table(
-                {name: rows},
-                labels,
-                ratios=[("pymanopt", "*"), ("pymanopt_torch", "*"), ("*", "floor_gh")],
-                columns=[
-                    ("iterations", hz.report_cell(tr, "iterations")),
-                    ("per iteration", per_iteration),
-                    ("final grad norm", hz.report_cell(tr, "grad_norm", sci)),
-                    ("f - f*", hz.report_cell(tr, "f_error", sci)),
-                ],
-            ),
-        ]
-    lines += [
-        "",
-        "Checked before timing: every solver's final point is on the manifold (to "
-        "1e-10), has a gradient norm below the tolerance (recomputed with numpy), "
-        "the minimal value to 1e-10, and is the minimizer of `numpy.linalg.eigh` "
-        "(the same eigenvectors, up to sign, to 1e-8), and pymanopt's where it ran.",
-        "",
-        "#### Goals",
-        "",
-        hz.render_goals(
-            [
-                dataclasses.replace(goal, problems=random_starts)
-                if goal.numerator == "pymanopt"
-                else goal
-                for goal in GOALS_TR
-            ],
-            tr,
-            extra=iteration_lines(tr),
-        ),
-        "",
-        f"### Riemannian Adam: time per step (float32, learning rate {LR:g})",
-        "",
-        "One step is `update` + `apply_updates` (JAX: one jitted call, blocked; "
-        "torch: `optimizer.step()`, timed in its own process) with a fixed "
-        "gradient, chained from step to step. `optax.adam` and `torch.optim.Adam` "
-        "run on unconstrained parameters of the same shape. geoopt uses "
-        "`geoopt.Sphere` and `geoopt.EuclideanStiefel` (the embedded metric, as "
-        "geomhess; its retraction is QR where geomhess's is the polar factor). "
-        "`optax.adam` on the projected gradient (`manifold.to_tangent`; no "
-        "retraction or transport, so it leaves the manifold) is what the "
-        "projection alone adds to `optax.adam`. The geometry of a step by hand: "
-        "the gradient's projection, the retraction and the transport by "
-        "projection with fixed scalars and no moments (on `Stiefel`: six "
-        "products of the `(n, p)` arrays, the polar factor's `(z^T z)^{-1/2}` as "
-        "one Newton-Schulz step). Neither is a floor: `radam` keeps one second "
-        "moment per manifold and fuses its step through one Gram matrix of "
-        "`[x, g, m]`, so it can be faster.",
-        "",
-        hz.render_table(
-            adam,
-            ADAM_ROWS,
-            ratios=[
-                ("*", "optax_adam"),
-                ("*", ("+", "optax_adam", "geometry_jax")),
-                (("min", "geoopt@1", "geoopt@2"), "*"),
-            ],
-            titles={
-                name: f"{adam_label(name)}, {r[hz.CHECK]['size']:,} floats"
-                for name, r in adam.items()
-            },
+        table = hz.render_table(
+            {name: rows},
+            labels,
+            ratios=[("pymanopt", "*"), ("pymanopt_torch", "*"), ("*", "floor_gh")],
             columns=[
-                (
-                    "best rounds / `optax_adam`",
-                    lambda p, n, r: (
-                        hz.fmt_ratio(r["best_s"] / adam[p]["optax_adam"]["best_s"])
-                        if "best_s" in r
-                        else "-"
-                    ),
-                )
+                ("iterations", hz.report_cell(tr, "iterations")),
+                ("per iteration", per_iteration),
+                ("final grad norm", hz.report_cell(tr, "grad_norm", sci)),
+                ("f - f*", hz.report_cell(tr, "f_error", sci)),
             ],
-        ),
-        "",
-        "Checked before timing: after 3 steps from the same point with the same "
-        "gradient (in float64), geomhess's `radam` is on the manifold (to 1e-12) "
-        "and, where geoopt ran, agrees with geoopt's `RiemannianAdam` (max abs "
-        "difference "
-        + ", ".join(
-            f"{adam_label(k)} "
-            + (
-                "not run"
-                if v[hz.CHECK]["vs_geoopt"] is None
-                else f"{v[hz.CHECK]['vs_geoopt']:.1e}"
-            )
-            for k, v in adam.items()
         )
-        + "; the points moved by about "
-        + f"{max(v[hz.CHECK]['moved'] for v in adam.values()):.0e}; on Stiefel the "
-        "difference is that of the QR and polar retractions, second order in the "
-        "step); the timed float32 step stays on the manifold (to 1e-5).",
-        "",
-        "#### Goals",
-        "",
-        hz.render_goals(GOALS_ADAM, adam),
+        tr_tables.append(f"**{payload['titles'][name]}; {counts}.**\n\n{table}")
+    tr_goals = [
+        dataclasses.replace(goal, problems=random_starts)
+        if goal.numerator == "pymanopt"
+        else goal
+        for goal in GOALS_TR
     ]
-    return "\n".join(lines) + "\n"
+
+    def best_over_adam(p, n, r):
+        if "best_s" not in r:
+            return "-"
+        return hz.fmt_ratio(r["best_s"] / adam[p]["optax_adam"]["best_s"])
+
+    adam_table = hz.render_table(
+        adam,
+        ADAM_ROWS,
+        ratios=[
+            ("*", "optax_adam"),
+            ("*", ("+", "optax_adam", "geometry_jax")),
+            (("min", "geoopt@1", "geoopt@2"), "*"),
+        ],
+        titles={
+            name: f"{adam_label(name)}, {r[hz.CHECK]['size']:,} floats"
+            for name, r in adam.items()
+        },
+        columns=[("best rounds / `optax_adam`", best_over_adam)],
+    )
+    vs_geoopt = {k: v[hz.CHECK]["vs_geoopt"] for k, v in adam.items()}
+    return hz.fill_page(
+        "optim",
+        environment=hz.render_environment(
+            payload["env"],
+            peers={"Peer environment (`.venv-optim-peers`)": payload["peer_versions"]},
+        ),
+        tol=f"{TOL:g}",
+        tr_tables="\n\n".join(tr_tables),
+        tr_goals=hz.render_goals(tr_goals, tr, extra=iteration_lines(tr)),
+        lr=f"{LR:g}",
+        adam_table=adam_table,
+        vs_geoopt=", ".join(
+            f"{adam_label(k)} " + ("not run" if d is None else f"{d:.1e}")
+            for k, d in vs_geoopt.items()
+        ),
+        moved=f"{max(v[hz.CHECK]['moved'] for v in adam.values()):.0e}",
+        adam_goals=hz.render_goals(GOALS_ADAM, adam),
+    )
 
 
 def iteration_lines(tr):

@@ -1,6 +1,8 @@
 """The benchmark harness itself: the check before timing, the timer, the tables and
 the goal lines, on toy contenders (a few seconds)."""
 
+import string
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -302,3 +304,21 @@ def test_profile_pages_share_one_header_table_and_writer(tmp_path, capsys):
     hz.write_report(["# t", *rows], out)
     assert out.read_text() == "\n".join(["# t", *rows]) + "\n"
     assert "| twice | 4.0 | 2.00x |" in capsys.readouterr().out
+
+
+def test_page_templates_fill_every_slot_and_only_those(tmp_path, monkeypatch):
+    monkeypatch.setattr(hz, "PAGES", tmp_path)
+    (tmp_path / "toy.md").write_text("# ${title}\n\n${table}\n\n${n} rounds.\n")
+    page = hz.fill_page("toy", title="T", table=["| a |", "| 1 |"], n=21)
+    assert page == "# T\n\n| a |\n| 1 |\n\n21 rounds.\n"
+    with pytest.raises(KeyError, match=r"slots without a value \['n'\]"):
+        hz.fill_page("toy", title="T", table="")
+    with pytest.raises(KeyError, match=r"values without a slot \['extra'\]"):
+        hz.fill_page("toy", title="T", table="", n=1, extra=2)
+
+
+@pytest.mark.parametrize("name", ["dense", "network", "optim", "curvature"])
+def test_the_shipped_page_templates_name_only_valid_slots(name):
+    # `$` is only ever a slot here: a stray one would raise in the middle of a run.
+    template = string.Template((hz.PAGES / f"{name}.md").read_text())
+    assert template.is_valid() and len(template.get_identifiers()) > 5
