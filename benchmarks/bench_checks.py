@@ -27,10 +27,9 @@ SETTINGS = {"checks_on": "1", "checks_off": "0"}
 
 
 def problems(quick):
-    """`{name: (manifold, cost matrix size)}`: the cost is `x^T A x` on the raveled
-    point, with `A` dense `n x n` (`n` the point's size), except on `Stiefel`, where
-    it is `tr(X^T A X)` with `A` of the rows' size, so that the step's geometry and
-    not the cost dominates."""
+    """`{name: manifold}`. The cost on each is `<x, A x>` with a dense `A` of the
+    point's first dimension (`x^T A x` on `Sphere`, `tr(X^T A X)` on `Stiefel` and
+    `SPD`), so that on `Stiefel(n, p)` it is `n x n` and not `np x np`."""
     import geomhess as gh
 
     if quick:
@@ -59,12 +58,9 @@ def worker():
 
     def build(manifold):
         x = manifold.random_point(jr.key(0))
-        n = x.shape[0] if x.ndim == 2 and x.shape[0] != x.shape[1] else x.size
+        n = x.shape[0]
         A = jr.normal(jr.key(1), (n, n)) / n
-        if n == x.size:
-            cost = lambda x: jnp.vdot(x.ravel(), A @ x.ravel())  # noqa: E731
-        else:
-            cost = lambda X: jnp.vdot(X, A @ X)  # noqa: E731
+        cost = lambda x: jnp.vdot(x, A @ x)  # noqa: E731
         opt = gh.optim.radam(1e-3, manifold)
 
         @jax.jit
@@ -122,7 +118,7 @@ def run(quick=False):
                 _peers.worker(
                     pathlib.Path(sys.executable),
                     ["-m", "benchmarks.bench_checks", "--worker"],
-                    setup="setup.sh",
+                    setup="../scripts/setup.sh",  # this venv
                     directory=log_dir,
                     env=dict(os.environ, GEOMHESS_CHECKS=flag),
                     first={"op": "load", "quick": quick},

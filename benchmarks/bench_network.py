@@ -716,10 +716,8 @@ def render(payload):
         gauss_newton = f"FAILED on this network: {gn['message']}."
     ct, ce = results["trace"][hz.CHECK], results["eig"][hz.CHECK]
     values = ct["values"]
-    trace_cell = (
-        "estimate +- std error",
-        lambda p, n, r: "{:.5g} +- {:.2g}".format(*values[n]),
-    )
+    estimate = "{:.5g} +- {:.2g}".format  # a trace and its standard error
+    trace_cell = ("estimate +- std error", lambda p, n, r: estimate(*values[n]))
     eig_cell = (
         "eigenvalues",
         lambda p, n, r: ", ".join(f"{x:.4g}" for x in ce["values"][n]),
@@ -753,12 +751,12 @@ def render(payload):
         trace_table=table("trace", "pyhessian_psi", [trace_cell]),
         same_probes=f"{ct['same probes']:.1e}",
         naive_vs_pyhessian=f"{ct['gh_naive_psi vs pyhessian_psi']:.1f}",
-        trace_at_theta="{:.5g} +- {:.2g}".format(*values["pyhessian_theta"]),
+        trace_at_theta=estimate(*values["pyhessian_theta"]),
         invariant_vs_theta=f"{ct['gh_invariant_psi vs pyhessian_theta']:.1f}",
         naive_vs_invariant=f"{ct['naive vs invariant at psi']:.0f}",
         k=meta["k"],
         eig_table=table("eig", "pyhessian_psi", [eig_cell]),
-        power_iterations=ce["pyhessian_iterations"],
+        power_iterations=f"{ce['pyhessian_iterations']}",  # a list, as printed
         power_sum=sum(ce["pyhessian_iterations"]),
         lanczos_iterations=meta["lanczos_iterations"],
         naive_vs_plain=f"{ce['gh naive vs plain Lanczos']:.2g}",

@@ -26,8 +26,8 @@ Coordinates: `x` is the point in the coordinates `f` and `metric` are written in
 (any pytree of floating arrays with one dtype); Hutchinson's probes and the Krylov
 vectors are pytrees shaped like the point, Hutch++'s sketch is raveled with
 `jax.flatten_util.ravel_pytree` (its QR needs one matrix), and only blocks of `k`
-vectors (a sketch, a Krylov basis) are stored, never a `(d, d)` matrix. Every function takes an explicit
-`key`; with the same key the result is deterministic.
+vectors (a sketch, a Krylov basis) are stored, never a `(d, d)` matrix. Every
+function takes an explicit `key`; with the same key the result is deterministic.
 """
 
 import numbers
