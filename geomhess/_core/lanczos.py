@@ -103,14 +103,15 @@ def lanczos(
     basis, `T` gets a zero there, and `beta_j` is recorded in `dropped`. So with
     `m = d` the Ritz values are all the eigenvalues, even with repeated ones.
 
-    The first pass is a loop of exactly `m` trips from `v0`, whose steps do
-    nothing once the iteration has broken down; only then (rare: an invariant
-    subspace) does a `lax.while_loop` restart from a random vector, as often as
-    needed, each time running steps until `m` or the next breakdown. A fixed trip
-    count matters under `vmap` (SLQ's probes in one batch): a loop whose exit
-    depends on the data selects its whole state, the `(m, d)` basis included,
-    after every step (SLQ with 4 probes x 20 steps in one batch on the 1M MLP:
-    4.3 s with that loop, 3.0 s with the fixed one).
+    The steps run in a loop of exactly `m` trips, whose steps do nothing once
+    the iteration has broken down or filled all `m` rows; an outer
+    `lax.while_loop` runs it from `v0`, and again from a random vector after each
+    breakdown (rare: an invariant subspace; the trips after it are wasted). A
+    fixed trip count matters under `vmap` (SLQ's probes in one batch): a loop
+    whose exit depends on the data selects its whole state, the `(m, d)` basis
+    included, after every step (SLQ with 4 probes x 20 steps in one batch on the
+    1M MLP: 4.3 s with that loop, 3.0 s with the fixed one). The step is traced
+    once.
     The basis is never an operand of a per-step conditional either (which made
     XLA copy it at every step, about doubling the cost of a step at network
     scale).
@@ -170,17 +171,17 @@ def lanczos(
         s["broke"] = jnp.zeros((), bool)
         return s
 
-    def step(i, s):
-        # One step from row `i` (the current `v`); a no-op on the state once the
-        # iteration has broken down (`broke`), so that the first pass can be a
-        # loop of exactly `m` trips (see the docstring).
+    def step(_, s):
+        # One step from row `j` (the current `v`); a no-op on the state once the
+        # iteration has broken down (`broke`) or filled all `m` rows, so that it
+        # runs in a loop of exactly `m` trips (see the docstring).
         # `v` is carried rather than read as `V[i]`: XLA fuses a slice of `V` into
         # the many consumers of `v` inside `apply_h`, and then cannot update `V` in
         # place, so it copied the whole `(m, d)` basis twice per step. On the
         # 1M-parameter MLP of `benchmarks/profile_curvature.md` (section 3) this
         # took 20 Lanczos steps from 3.58x to 2.98x the time of 20 products.
-        V, Z, v = s["V"], s["Z"], s["v"]
-        active = ~s["broke"]
+        i, V, Z, v = s["j"], s["V"], s["Z"], s["v"]
+        active = ~s["broke"] & (i < m)
         h = apply_h(v)
         w = h if euclidean else apply_g_inv(h)
         alpha = tree_vdot(v, h)
@@ -190,9 +191,9 @@ def lanczos(
         w, Gw = _orthogonalize(w, h, V, Z)
         beta = jnp.sqrt(jnp.maximum(tree_vdot(w, Gw), 0))
         breakdown = beta <= tol * image_norm
-        # On a breakdown (or once broken) row `i + 1` stays zero, and the restart
-        # loop fills the row after the last completed one; at the last step
-        # `i + 1 == m` is out of bounds and the write is dropped. `where`, not a
+        # On a breakdown (or once broken) row `i + 1` stays zero, and the outer
+        # loop's restart fills it; at the last step `i + 1 == m` is out of bounds
+        # and the write is dropped. `where`, not a
         # product, so that nothing computed from a zero `v` can write a NaN.
         keep = active & ~breakdown & (beta > 0)
         inverse = 1 / jnp.where(beta > 0, beta, 1)
@@ -210,19 +211,16 @@ def lanczos(
             ("betas", beta),
             ("restarted", breakdown),
         ):
-            s[name] = s[name].at[i].set(jnp.where(active, value, s[name][i]))
-        s["j"] = jnp.where(active, i + 1, s["j"])
-        s["broke"] = ~active | breakdown
+            new = jnp.where(active, value, s[name][jnp.minimum(i, m - 1)])
+            s[name] = s[name].at[i].set(new, mode="drop")
+        s["j"] = jnp.where(active, i + 1, i)
+        s["broke"] = s["broke"] | (active & breakdown)
         return s
 
-    def restart(s):
-        s = start(s)
-        return jax.lax.while_loop(
-            lambda s: (s["j"] < m) & ~s["broke"], lambda s: step(s["j"], s), s
-        )
+    def run(s):
+        return jax.lax.fori_loop(0, m, step, start(s))
 
-    state = jax.lax.fori_loop(0, m, step, start(state))
-    state = jax.lax.while_loop(lambda s: s["j"] < m, restart, state)
+    state = jax.lax.while_loop(lambda s: s["j"] < m, run, state)
     betas, restarted = state["betas"], state["restarted"]
     zero = jnp.zeros((), dtype)
     return LanczosDecomposition(
