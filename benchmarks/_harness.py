@@ -236,8 +236,12 @@ def run_problem(
     budget_s=20.0,
     min_rounds=3,
     compile_apart=False,
+    progress=True,
 ):
     """Check, then time, every available contender on `problem` (see module doc).
+
+    With `progress`, one line per problem is printed when it is timed: each
+    contender's steady-state time (and compile time with `compile_apart`).
 
     Returns `{name: row}`: `first_s` (and `compile_s` plus XLA's buffer sizes with
     `compile_apart`), `steady_s`, `q25_s`, `q75_s`, `best_s`, `n`, `rounds`, and
@@ -314,7 +318,27 @@ def run_problem(
             out[c.name] = {**rows[c.name], **timed[c.name]}
     if report is not None:
         out[CHECK] = report
+    if progress:
+        print(progress_line(problem.name, out), flush=True)
     return out
+
+
+def progress_line(name, rows):
+    """`  name: contender time (compile time), ...` for a long run's log."""
+    cells = []
+    for contender, row in rows.items():
+        if contender == CHECK:
+            continue
+        if "not_run" in row:
+            cells.append(f"{contender} not run")
+            continue
+        cell = contender
+        if row.get("steady_s") is not None:
+            cell += f" {fmt_time(row['steady_s'])}"
+        if row.get("compile_s") is not None:
+            cell += f" (compile {fmt_time(row['compile_s'])})"
+        cells.append(cell)
+    return f"  {name}: " + ", ".join(cells)
 
 
 # --------------------------------------------------------------------------------------

@@ -402,12 +402,6 @@ def run(quick=False, seed=0):
                     rounds=rounds,
                     round_s=round_s,
                 )
-                t = results[name]
-                print(
-                    f"  {name:28s} geomhess {hz.fmt_time(t['geomhess']['steady_s'])}"
-                    f"  plain {hz.fmt_time(t['plain']['steady_s'])}",
-                    flush=True,
-                )
     print("MLP ...", flush=True)
     params, loss, tangent = make_mlp_loss(
         jr.PRNGKey(seed), mlp_sizes, mlp_batch, jnp.float32

@@ -38,7 +38,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import functools as ft  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 
@@ -548,32 +547,6 @@ def check_gauss_newton(problem, metric):
     return check
 
 
-def run_gauss_newton(problem, inputs, config):
-    """The Gauss-Newton section; a failure is reported in the results, not raised."""
-    metric, fns = gauss_newton_functions(problem, GN_DAMPING)
-    # A failing solve raises through a host callback, which JAX also logs with a
-    # traceback; the failure is reported in the results instead.
-    callback_log = logging.getLogger("jax._src.callback")
-    level = callback_log.level
-    callback_log.setLevel(logging.CRITICAL)
-    try:
-        check = check_gauss_newton(problem, metric)
-        rows = section("gauss_newton", fns, inputs, check, config)
-        return {"damping": GN_DAMPING, "ok": True, "rows": rows}
-    except hz.CheckError:
-        raise  # a wrong number stops the run, as everywhere
-    except Exception as error:  # noqa: BLE001 - reported, not hidden
-        lines = [
-            line
-            for line in str(error).splitlines()
-            if "`metrics.GaussNewton" in line or "linear solver" in line
-        ]
-        message = lines[0].split(". ")[0].strip() if lines else type(error).__name__
-        return {"damping": GN_DAMPING, "ok": False, "message": message}
-    finally:
-        callback_log.setLevel(level)
-
-
 # --------------------------------------------------------------------------------------
 # The run
 
@@ -593,12 +566,6 @@ def section(name, fns, inputs, check, config):
         round_s=config["round_s"],
         compile_apart=True,
     )
-    for n in fns:
-        print(
-            f"  {n:22s} compile {hz.fmt_time(rows[n]['compile_s']):>10s}  "
-            f"steady {hz.fmt_time(rows[n]['steady_s']):>10s}",
-            flush=True,
-        )
     return rows
 
 
@@ -615,9 +582,9 @@ def run(quick=False):
         "hvp", hvp_functions(problem), inputs, check_hvp(problem), config
     )
     print("Gauss-Newton ...", flush=True)
-    gauss_newton = run_gauss_newton(problem, inputs, config)
-    if gauss_newton["ok"]:
-        results["gauss_newton"] = gauss_newton.pop("rows")
+    metric, gn_fns = gauss_newton_functions(problem, GN_DAMPING)
+    check = check_gauss_newton(problem, metric)
+    results["gauss_newton"] = section("gauss_newton", gn_fns, inputs, check, config)
     print("trace ...", flush=True)
     # The invariant trace's reference: the naive trace at theta, the PyHessian way,
     # with other probes; computed once, not timed (it costs what the row at psi does).
@@ -657,7 +624,7 @@ def run(quick=False):
         },
         "labels": LABELS,
         "results": results,
-        "gauss_newton": gauss_newton,
+        "gauss_newton": {"damping": GN_DAMPING},
         "memory": memory,
     }
 
@@ -702,18 +669,7 @@ def render(payload):
             return ""
         return hz.fmt_ratio(row["steady_s"] / _steady(results, problem, base))
 
-    if gn["ok"]:
-        checks = results["gauss_newton"][hz.CHECK]
-        gauss_newton = (
-            table("gauss_newton", "gn_mvp")
-            + "\n\nChecked before timing: the natural gradient `u` solves `G u = df` "
-            f"to a relative residual of {checks['residual']:.1e} (recomputed with "
-            "`metric.mvp`; limit 1e-4), and the covariant Hessian is symmetric, "
-            "`|<u, nabla^2 f v> - <v, nabla^2 f u>|` / `(|u| |nabla^2 f v|)` = "
-            f"{checks['asymmetry']:.1e} for two random tangents (limit 1e-3)."
-        )
-    else:
-        gauss_newton = f"FAILED on this network: {gn['message']}."
+    gn_checks = results["gauss_newton"][hz.CHECK]
     ct, ce = results["trace"][hz.CHECK], results["eig"][hz.CHECK]
     values = ct["values"]
     estimate = "{:.5g} +- {:.2g}".format  # a trace and its standard error
@@ -746,7 +702,9 @@ def render(payload):
             for name, (diff, scale) in results["hvp"][hz.CHECK].items()
         ),
         damping=f"{gn['damping']:g}",
-        gauss_newton=gauss_newton,
+        gn_table=table("gauss_newton", "gn_mvp"),
+        gn_residual=f"{gn_checks['residual']:.1e}",
+        gn_asymmetry=f"{gn_checks['asymmetry']:.1e}",
         num_probes=meta["num_probes"],
         trace_table=table("trace", "pyhessian_psi", [trace_cell]),
         same_probes=f"{ct['same probes']:.1e}",
@@ -774,7 +732,7 @@ def render(payload):
 def extra_goal_lines(payload):
     """The lines that are not a ratio of two rows: eigenvalues (no numeric goal),
     Gauss-Newton, memory's exponent, the GPU run."""
-    results, meta, gn = payload["results"], payload["meta"], payload["gauss_newton"]
+    results, meta = payload["results"], payload["meta"]
     eig = results["eig"]
     inv = eig["gh_invariant_psi"]["steady_s"]
     out = [
@@ -783,17 +741,14 @@ def extra_goal_lines(payload):
         f"iteration and {inv / eig['gh_naive_psi']['steady_s']:.2f}x geomhess's naive "
         "ones."
     ]
-    if gn["ok"]:
-        rows = results["gauss_newton"]
-        natural = rows["gn_natural_gradient"]["steady_s"]
-        out.append(
-            "Gauss-Newton metric in float32 (no numeric goal; it failed before the "
-            f"solver was replaced): the natural gradient takes {hz.fmt_time(natural)} "
-            f"({natural / rows['gn_mvp']['steady_s']:.0f} metric products' time), the "
-            f"covariant HVP {hz.fmt_time(rows['gn_cov_hvp']['steady_s'])}."
-        )
-    else:
-        out.append(f"Gauss-Newton metric in float32: FAILED ({gn['message']}).")
+    rows = results["gauss_newton"]
+    natural = rows["gn_natural_gradient"]["steady_s"]
+    out.append(
+        "Gauss-Newton metric in float32 (no numeric goal; it failed before the "
+        f"solver was replaced): the natural gradient takes {hz.fmt_time(natural)} "
+        f"({natural / rows['gn_mvp']['steady_s']:.0f} metric products' time), the "
+        f"covariant HVP {hz.fmt_time(rows['gn_cov_hvp']['steady_s'])}."
+    )
     out.append(_memory.goal_line(payload["memory"], GOAL_EXPONENT))
     out.append("~100M parameters on a GPU: not measured, no GPU is lent to this task.")
     return out

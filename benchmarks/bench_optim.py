@@ -512,14 +512,6 @@ ADAM_ROWS = {
 }
 
 
-def _run(name, check, contenders, timing, width):
-    """`hz.run_problem`, then one progress line of steady times."""
-    rows = hz.run_problem(hz.Problem(name, check=check), contenders, **timing)
-    times = (f"{c.name} {hz.fmt_time(hz.term_time(rows, c.name))}" for c in contenders)
-    print(f"  {name:{width}s} " + "  ".join(times), flush=True)
-    return rows
-
-
 def bench_tr(name, problem, peers, tmp, timing, why_not=None):
     """One trust-region problem: the peers' first solves checked, then the harness
     runs, checks and times everything."""
@@ -609,7 +601,7 @@ def bench_tr(name, problem, peers, tmp, timing, why_not=None):
                 )
         return report
 
-    return _run(name, check, contenders, timing, width=20)
+    return hz.run_problem(hz.Problem(name, check=check), contenders, **timing)
 
 
 def bench_adam(name, problem, peers, tmp, timing, why_not=None):
@@ -653,7 +645,7 @@ def bench_adam(name, problem, peers, tmp, timing, why_not=None):
         report["size"] = int(problem["x0"].size)
         return report
 
-    return _run(name, check, contenders, timing, width=16)
+    return hz.run_problem(hz.Problem(name, check=check), contenders, **timing)
 
 
 def run(quick=False, seed=0):

@@ -28,9 +28,13 @@ def _contenders():
     ]
 
 
-def test_timer_checks_then_times_and_renders():
+def test_timer_checks_then_times_and_renders(capsys):
     problem = _problem()
     results = {"toy": hz.run_problem(problem, _contenders(), rounds=5, round_s=0.005)}
+    # One progress line per problem: every contender, its time or why it did not run.
+    progress = capsys.readouterr().out.strip()
+    assert progress == hz.progress_line("toy", results["toy"]).strip()
+    assert progress.startswith("toy: fast ") and "peer not run" in progress
     fast, slow = results["toy"]["fast"], results["toy"]["slow"]
     assert results["toy"]["peer"] == {"not_run": "no .venv-peer"}
     for t in (fast, slow):
