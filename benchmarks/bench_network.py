@@ -621,10 +621,10 @@ def run(quick=False):
             "num_probes": config["num_probes"],
             "k": config["k"],
             "lanczos_iterations": lanczos_iterations,
+            "damping": GN_DAMPING,
         },
         "labels": LABELS,
         "results": results,
-        "gauss_newton": {"damping": GN_DAMPING},
         "memory": memory,
     }
 
@@ -639,7 +639,6 @@ def _steady(results, section, name):
 
 def render(payload):
     meta, results, labels = payload["meta"], payload["results"], payload["labels"]
-    gn = payload["gauss_newton"]
     rounds = {s: next(iter(r.values()))["rounds"] for s, r in results.items()}
     environment = hz.render_environment(
         payload["env"],
@@ -701,7 +700,7 @@ def render(payload):
             f"{name}: {diff:.1e} / {scale:.2g}"
             for name, (diff, scale) in results["hvp"][hz.CHECK].items()
         ),
-        damping=f"{gn['damping']:g}",
+        damping=f"{meta['damping']:g}",
         gn_table=table("gauss_newton", "gn_mvp"),
         gn_residual=f"{gn_checks['residual']:.1e}",
         gn_asymmetry=f"{gn_checks['asymmetry']:.1e}",
