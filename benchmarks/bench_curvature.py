@@ -51,6 +51,8 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
 from benchmarks import _harness as hz  # noqa: E402
+from benchmarks._networks import diagonal_metric, digits_cnn, tanh_mlp  # noqa: E402
+from geomhess._core.tree import tree_random  # noqa: E402
 
 
 DTYPE = jnp.float32  # what networks train in; x64 stays off in this script
@@ -77,78 +79,34 @@ class Net:
         return sum(leaf.size for leaf in jtu.tree_leaves(self.theta))
 
 
-def _randn_like(key, tree):
-    leaves, treedef = jtu.tree_flatten(tree)
-    keys = jr.split(key, len(leaves))
-    return jtu.tree_unflatten(
-        treedef,
-        [jr.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)],
-    )
+def _tangents(key, theta):
+    """Two random tangents `v, w` at `theta`."""
+    return (tree_random(jr.normal, k, theta) for k in jr.split(key))
 
 
 def mlp_problem(sizes, batch):
-    keys = jr.split(jr.PRNGKey(0), 8)
-    theta = {}
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        theta[f"w{i}"] = jr.normal(keys[i], (a, b), DTYPE) / math.sqrt(a)
-        theta[f"b{i}"] = jnp.zeros(b, DTYPE)
-    inputs = jr.normal(keys[5], (batch, sizes[0]), DTYPE)
-    targets = jr.normal(keys[6], (batch, sizes[-1]), DTYPE)
-
-    def model(p, x):
-        h = x
-        for i in range(len(sizes) - 1):
-            h = h @ p[f"w{i}"] + p[f"b{i}"]
-            if i < len(sizes) - 2:
-                h = jnp.tanh(h)
-        return h
+    theta, model, inputs, targets, key = tanh_mlp(jr.PRNGKey(0), sizes, batch, DTYPE)
 
     def loss(p):
         # 1/(2N) sum_n ||z_n - y_n||^2: the loss GaussNewton("squared_error") models.
         return 0.5 * jnp.sum((model(p, inputs) - targets) ** 2) / batch
 
     name = f"MLP {tuple(sizes)}, batch {batch}"
-    v, w = _randn_like(keys[7], theta), _randn_like(keys[4], theta)
+    v, w = _tangents(key, theta)
     return Net(name, model, loss, inputs, "squared_error", theta, v, w)
 
 
 def cnn_problem(channels, batch):
-    from sklearn.datasets import load_digits  # bundled with scikit-learn
-
-    digits = load_digits()
-    images = jnp.asarray(digits.images[:batch, :, :, None] / 16.0, DTYPE)
-    labels = jnp.asarray(digits.target[:batch])
-    c1, c2 = channels
-    keys = jr.split(jr.PRNGKey(1), 6)
-    theta = {
-        "k1": jr.normal(keys[0], (3, 3, 1, c1), DTYPE) / 3.0,
-        "b1": jnp.zeros(c1, DTYPE),
-        "k2": jr.normal(keys[1], (3, 3, c1, c2), DTYPE) / math.sqrt(9 * c1),
-        "b2": jnp.zeros(c2, DTYPE),
-        "w": jr.normal(keys[2], (16 * c2, 10), DTYPE) / math.sqrt(16 * c2),
-        "b": jnp.zeros(10, DTYPE),
-    }
-    dims = ("NHWC", "HWIO", "NHWC")
-
-    def model(p, x):
-        h = jax.lax.conv_general_dilated(
-            x, p["k1"], (1, 1), "SAME", dimension_numbers=dims
-        )
-        h = jnp.tanh(h + p["b1"])
-        h = jax.lax.conv_general_dilated(
-            h, p["k2"], (1, 1), "SAME", dimension_numbers=dims
-        )
-        h = jnp.tanh(h + p["b2"])
-        n = h.shape[0]
-        h = h.reshape(n, 4, 2, 4, 2, c2).mean(axis=(2, 4)).reshape(n, 16 * c2)
-        return h @ p["w"] + p["b"]
+    theta, model, images, labels, key = digits_cnn(
+        jr.PRNGKey(1), channels, batch, DTYPE
+    )
 
     def loss(p):
         logp = jax.nn.log_softmax(model(p, images))
         return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
 
     name = f"CNN digits 8x8, channels {channels}, batch {batch}"
-    v, w = _randn_like(keys[3], theta), _randn_like(keys[4], theta)
+    v, w = _tangents(key, theta)
     return Net(name, model, loss, images, "softmax_cross_entropy", theta, v, w)
 
 
@@ -175,7 +133,7 @@ def _close(name, got, want, rtol):
 
 def build_rows(net, *, m, k_eig, k_cg, probes, slq_probes, slq_steps, hf_damping):
     loss, theta, v = net.loss, net.theta, net.v
-    metric = gh.metrics.Diagonal(lambda p: jtu.tree_map(lambda a: 1 + a**2, p))
+    metric = diagonal_metric()
     connection = gh.LeviCivita(metric)
     key = jr.key(0)
     flat0, unravel = ravel_pytree(theta)
@@ -331,7 +289,7 @@ def build_rows(net, *, m, k_eig, k_cg, probes, slq_probes, slq_steps, hf_damping
         return jax.jvp(jax.grad(loss), (x,), (u,))[1]
 
     tree_probes = lambda x: jax.vmap(  # gh's Hutchinson probes, leaf by leaf
-        lambda kk: gh._core.tree.tree_random(jr.rademacher, kk, x)
+        lambda kk: tree_random(jr.rademacher, kk, x)
     )(jr.split(key, probes))
 
     def slq_probes_flat():  # gh's SLQ probes: split(key_)[0] of split(key, n)

@@ -51,6 +51,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
 from benchmarks import _harness as hz, _peers  # noqa: E402
+from benchmarks._networks import diagonal_metric, tanh_mlp  # noqa: E402
 from geomhess._core.tree import tree_random  # noqa: E402
 
 
@@ -233,34 +234,6 @@ def dense_check(theirs):
 # The MLP
 
 
-def tanh_mlp(key, sizes, batch, dtype):
-    """A tanh MLP and fixed synthetic data: `(params, model, inputs, targets, key)`,
-    the parameters a dict of arrays `w0, b0, ...` (LeCun-normal weights), `model(p,
-    x)` its outputs, and the key left for the tangents. `bench_network.py` builds
-    its network on it too."""
-    k_params, k_x, k_y, k_v = jr.split(key, 4)
-    keys = jr.split(k_params, len(sizes) - 1)
-    params = {}
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        params[f"w{i}"] = (
-            jr.normal(keys[i], (fan_in, fan_out), dtype) / math.sqrt(fan_in)
-        ).astype(dtype)
-        params[f"b{i}"] = jnp.zeros(fan_out, dtype)
-    inputs = jr.normal(k_x, (batch, sizes[0]), dtype)
-    targets = jr.normal(k_y, (batch, sizes[-1]), dtype)
-    n_layers = len(sizes) - 1
-
-    def model(p, x):
-        h = x
-        for i in range(n_layers):
-            h = h @ p[f"w{i}"] + p[f"b{i}"]
-            if i < n_layers - 1:
-                h = jnp.tanh(h)
-        return h
-
-    return params, model, inputs, targets, k_v
-
-
 def make_mlp_loss(key, sizes, batch, dtype):
     """`(params, loss, tangent)`: the MSE of a `tanh_mlp` on its data, and a random
     tangent."""
@@ -270,11 +243,6 @@ def make_mlp_loss(key, sizes, batch, dtype):
         return jnp.mean((model(p, inputs) - targets) ** 2)
 
     return params, loss, tree_random(jr.normal, k_v, params)
-
-
-def diagonal_metric():
-    """`G(p) = diag(1 + p^2)`, leaf by leaf: position-dependent and matrix-free."""
-    return gh.metrics.Diagonal(lambda p: jtu.tree_map(lambda w: 1 + w**2, p))
 
 
 def check_small_mlp(key):

@@ -50,7 +50,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import geomhess as gh  # noqa: E402
 from benchmarks import _baselines as bl, _harness as hz, _memory  # noqa: E402
-from benchmarks.bench_dense import diagonal_metric, tanh_mlp  # noqa: E402
+from benchmarks._networks import diagonal_metric, tanh_mlp  # noqa: E402
 from geomhess._core.tree import tree_vdot  # noqa: E402
 
 
@@ -128,7 +128,7 @@ def mlp_widths(width):
 
 
 def make_problem(sizes, batch, seed=0):
-    """A tanh MLP (`bench_dense.tanh_mlp`, float32), a weighted MSE on its fixed
+    """A tanh MLP (`_networks.tanh_mlp`, float32), a weighted MSE on its fixed
     synthetic data, and a per-layer chart.
 
     Returns a dict: `theta` (parameters), `loss` (of `theta`), `model`, `inputs`,

@@ -36,12 +36,12 @@ import jax.tree_util as jtu  # noqa: E402
 
 import geomhess as gh  # noqa: E402
 from benchmarks import _harness as hz  # noqa: E402
+from benchmarks._networks import diagonal_metric  # noqa: E402
 from benchmarks.bench_curvature import mlp_problem  # noqa: E402
 
 
 def contenders(loss):
-    metric = gh.metrics.Diagonal(lambda p: jtu.tree_map(lambda w: 1 + w**2, p))
-    connection = gh.LeviCivita(metric)
+    connection = gh.LeviCivita(diagonal_metric())
 
     def floor(x, v):
         return jax.jvp(jax.grad(loss), (x,), (v,))
