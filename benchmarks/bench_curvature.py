@@ -81,7 +81,7 @@ class Net:
 
 def _tangents(key, theta):
     """Two random tangents `v, w` at `theta`."""
-    return (tree_random(jr.normal, k, theta) for k in jr.split(key))
+    return tuple(tree_random(jr.normal, k, theta) for k in jr.split(key))
 
 
 def mlp_problem(sizes, batch):
